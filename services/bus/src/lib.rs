@@ -1,0 +1,65 @@
+//! The cluster's message bus: how signaling messages travel between nodes.
+//!
+//! Every room has one channel. A gateway subscribes to the channel of each room in
+//! which it holds at least one member, and publishes there what its clients send to
+//! peers held elsewhere; the room store publishes presence changes there in the same
+//! atomic step that changes membership. No channel carries traffic for more than one
+//! room, so a gateway's bus traffic grows with its own rooms, not with the cluster.
+//!
+//! Layout:
+//! - [`envelope`]: the versioned binary form of what crosses the bus.
+//! - [`keys`]: names of channels and Redis keys, shared with the room store.
+//! - [`memory`]: the in-process bus of the embedded (single-node) mode.
+//! - [`redis`]: Redis pub/sub, for clusters.
+//!
+//! # Guarantees every implementation gives
+//! - Per channel, all subscribers see messages in one order, the order in which the bus
+//!   accepted the publishes. In particular, messages one publisher publishes on one
+//!   channel, one after the other, arrive in that order.
+//! - At most once: a message is delivered to each node subscribed when it was published,
+//!   or, when the bus fails or a node falls too far behind, not at all. Losses are
+//!   logged; nothing is retried by the bus itself.
+//! - `subscribe` returns once the subscription is active: anything published after it
+//!   returns reaches this node.
+//! - A node receives its own publications too (callers that already delivered them
+//!   locally skip them by origin).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub mod envelope;
+pub mod keys;
+pub mod memory;
+pub mod redis;
+
+pub use envelope::{Envelope, EnvelopeError};
+pub use keys::Keyspace;
+pub use memory::{MemoryBus, MemoryHub};
+pub use redis::{RedisBus, RedisConfig};
+
+/// The stream of encoded envelopes arriving on a node's subscriptions.
+pub type Incoming = tokio::sync::mpsc::Receiver<Bytes>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The bus cannot be reached or did not answer in time; retryable.
+    #[error("message bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A node's handle on the message bus. Cheap to share (`Arc<dyn Bus>`).
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes an encoded envelope on `room`'s channel.
+    async fn publish(&self, room: &str, envelope: Bytes) -> Result<(), BusError>;
+
+    /// Starts receiving `room`'s channel on this node's [`Incoming`] stream. Calling it
+    /// for a room already subscribed is harmless; subscriptions are not counted.
+    async fn subscribe(&self, room: &str) -> Result<(), BusError>;
+
+    /// Stops receiving `room`'s channel.
+    async fn unsubscribe(&self, room: &str) -> Result<(), BusError>;
+
+    /// Whether the bus is reachable right now (for readiness probes).
+    async fn check(&self) -> Result<(), BusError>;
+}

@@ -1,0 +1,116 @@
+//! The in-memory bus of the embedded mode: every node of one process shares a
+//! [`MemoryHub`]. It gives the same guarantees as the Redis bus within one process and
+//! nothing across processes; a cluster needs Redis.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::{Bus, BusError, Incoming};
+
+/// The shared switchboard of the in-memory bus. Clones share one hub.
+#[derive(Clone, Default)]
+pub struct MemoryHub {
+    state: Arc<Mutex<HubState>>,
+}
+
+#[derive(Default)]
+struct HubState {
+    next_node: u64,
+    nodes: HashMap<u64, mpsc::Sender<Bytes>>,
+    subscribers: HashMap<String, HashSet<u64>>,
+}
+
+impl MemoryHub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A new node on this hub, with an incoming queue of `queue_len` envelopes. When a
+    /// node's queue is full, further envelopes for it are dropped (and logged), as a
+    /// Redis server drops a subscriber that falls behind.
+    pub fn node(&self, queue_len: usize) -> (MemoryBus, Incoming) {
+        let (sender, receiver) = mpsc::channel(queue_len.max(1));
+        let mut state = self.lock();
+        let node = state.next_node;
+        state.next_node += 1;
+        state.nodes.insert(node, sender);
+        (MemoryBus { hub: self.clone(), node }, receiver)
+    }
+
+    /// Publishes synchronously. The room store calls this while it holds its own lock,
+    /// so that the order of presence events on a channel is the order of the membership
+    /// changes; the hub's lock is held while the envelope is queued to every subscriber,
+    /// so all of them see one order.
+    pub fn publish_now(&self, room: &str, envelope: Bytes) {
+        let state = self.lock();
+        let Some(subscribers) = state.subscribers.get(room) else { return };
+        for node in subscribers {
+            if let Some(sender) = state.nodes.get(node)
+                && let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(envelope.clone())
+            {
+                tracing::warn!(room, node, "memory bus queue full: envelope dropped");
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
+        // A panic while holding this lock cannot leave the maps half-updated in a way
+        // that matters more than losing the process, so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One node's handle on a [`MemoryHub`].
+pub struct MemoryBus {
+    hub: MemoryHub,
+    node: u64,
+}
+
+impl MemoryBus {
+    pub fn hub(&self) -> &MemoryHub {
+        &self.hub
+    }
+}
+
+#[async_trait]
+impl Bus for MemoryBus {
+    async fn publish(&self, room: &str, envelope: Bytes) -> Result<(), BusError> {
+        self.hub.publish_now(room, envelope);
+        Ok(())
+    }
+
+    async fn subscribe(&self, room: &str) -> Result<(), BusError> {
+        self.hub.lock().subscribers.entry(room.to_string()).or_default().insert(self.node);
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, room: &str) -> Result<(), BusError> {
+        let mut state = self.hub.lock();
+        if let Some(nodes) = state.subscribers.get_mut(room) {
+            nodes.remove(&self.node);
+            if nodes.is_empty() {
+                state.subscribers.remove(room);
+            }
+        }
+        Ok(())
+    }
+
+    async fn check(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+impl Drop for MemoryBus {
+    fn drop(&mut self) {
+        let mut state = self.hub.lock();
+        state.nodes.remove(&self.node);
+        state.subscribers.retain(|_, nodes| {
+            nodes.remove(&self.node);
+            !nodes.is_empty()
+        });
+    }
+}

@@ -1,0 +1,187 @@
+//! Redis pub/sub as the bus, and the Redis connection settings shared with the room
+//! store.
+//!
+//! One publisher connection and one subscriber connection per node. The subscriber is
+//! fred's `SubscriberClient` with `manage_subscriptions`, which re-runs SUBSCRIBE for
+//! every tracked channel after a reconnect; a plain client reconnects but silently
+//! receives nothing afterwards (see ../shared/dependencies.md). Its messages are read by
+//! one task that only forwards bytes, so a slow client can never stall the connection
+//! Redis writes to.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fred::clients::{Client, SubscriberClient};
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::types::config::{Config, ReconnectPolicy, UnresponsiveConfig};
+use fred::types::{Builder, Value};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+
+use crate::{Bus, BusError, Incoming, Keyspace};
+
+/// How to reach Redis. Shared by the gateway and the room service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`. Unset: no Redis; the node runs with the
+    /// in-memory bus and room store (embedded, single node).
+    pub url: Option<String>,
+    /// Prefix of every key and channel name, so deployments can share one Redis.
+    pub key_prefix: String,
+    /// Deadline of every Redis command; past it the caller gets `unavailable`.
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Deadline of one connection attempt.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Longest pause between reconnection attempts (they back off exponentially).
+    #[serde(with = "humantime_serde")]
+    pub reconnect_max_delay: Duration,
+    /// Capacity of the subscriber's internal message buffer. If the node's dispatcher
+    /// falls this far behind, envelopes are lost (and logged).
+    pub subscriber_buffer: usize,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "sb:".into(),
+            command_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+            reconnect_max_delay: Duration::from_secs(2),
+            subscriber_buffer: 16_384,
+        }
+    }
+}
+
+impl RedisConfig {
+    pub fn keyspace(&self) -> Keyspace {
+        Keyspace::new(self.key_prefix.clone())
+    }
+
+    fn builder(&self) -> Result<Builder, BusError> {
+        let url = self.url.as_deref().ok_or_else(|| BusError::Unavailable("no Redis URL configured".into()))?;
+        let config = Config::from_url(url).map_err(|e| BusError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let mut builder = Builder::from_config(config);
+        let max_delay = self.reconnect_max_delay.as_millis().clamp(1, u32::MAX as u128) as u32;
+        builder
+            // Retry forever: a Redis outage must not end the node, only make it unready.
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, max_delay, 2))
+            .with_performance_config(|perf| {
+                perf.default_command_timeout = self.command_timeout;
+                perf.broadcast_channel_capacity = self.subscriber_buffer;
+            })
+            .with_connection_config(|conn| {
+                conn.connection_timeout = self.connect_timeout;
+                conn.internal_command_timeout = self.command_timeout;
+                // A connection that stops answering (a partition rather than a reset)
+                // is closed and re-established instead of hanging every command.
+                conn.unresponsive = UnresponsiveConfig {
+                    max_timeout: Some(self.command_timeout * 2),
+                    interval: self.command_timeout / 2,
+                };
+                // A command in flight when the connection drops is not sent again: the
+                // caller has already been told it failed, or will be by the timeout.
+                conn.max_command_attempts = 1;
+            });
+        Ok(builder)
+    }
+
+    /// A connected command client. Fails if the first connection cannot be made within
+    /// the connect timeout; after that it reconnects by itself.
+    pub async fn connect_client(&self) -> Result<Client, BusError> {
+        let client = self.builder()?.build().map_err(unavailable)?;
+        start(&client, self.connect_timeout).await?;
+        Ok(client)
+    }
+}
+
+fn unavailable(error: fred::error::Error) -> BusError {
+    BusError::Unavailable(error.to_string())
+}
+
+async fn start(client: &impl ClientLike, timeout: Duration) -> Result<(), BusError> {
+    client.connect();
+    match tokio::time::timeout(timeout, client.wait_for_connect()).await {
+        Ok(result) => result.map_err(unavailable),
+        Err(_) => Err(BusError::Unavailable(format!("no connection to Redis within {timeout:?}"))),
+    }
+}
+
+/// The Redis pub/sub bus of one node.
+pub struct RedisBus {
+    keys: Keyspace,
+    publisher: Client,
+    subscriber: SubscriberClient,
+}
+
+impl RedisBus {
+    /// Connects the publisher and subscriber; incoming envelopes are queued on the
+    /// returned stream (at most `incoming_queue` waiting).
+    pub async fn connect(config: &RedisConfig, incoming_queue: usize) -> Result<(Self, Incoming), BusError> {
+        let publisher = config.connect_client().await?;
+        let subscriber = config.builder()?.build_subscriber_client().map_err(unavailable)?;
+        let (sender, receiver) = mpsc::channel(incoming_queue.max(1));
+        // Subscribe to the message stream before connecting so nothing is missed.
+        tokio::spawn(forward_messages(subscriber.message_rx(), sender));
+        start(&subscriber, config.connect_timeout).await?;
+        subscriber.manage_subscriptions();
+        Ok((Self { keys: config.keyspace(), publisher, subscriber }, receiver))
+    }
+}
+
+/// Moves message payloads from fred's broadcast channel to the node's queue.
+async fn forward_messages(
+    mut messages: tokio::sync::broadcast::Receiver<fred::types::Message>,
+    sink: mpsc::Sender<Bytes>,
+) {
+    loop {
+        let payload = match messages.recv().await {
+            Ok(message) => match message.value {
+                Value::Bytes(bytes) => bytes,
+                Value::String(text) => text.into_inner(),
+                other => {
+                    tracing::warn!(kind = ?other.kind(), "ignoring a non-binary bus message");
+                    continue;
+                }
+            },
+            Err(RecvError::Lagged(lost)) => {
+                tracing::error!(lost, "bus subscriber fell behind: envelopes lost");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if sink.send(payload).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    async fn publish(&self, room: &str, envelope: Bytes) -> Result<(), BusError> {
+        // The receiver count PUBLISH returns is not a delivery count (in Redis Cluster it
+        // is 0 even when delivered), so it is ignored.
+        let _: Value = self.publisher.publish(self.keys.room_channel(room), envelope).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, room: &str) -> Result<(), BusError> {
+        self.subscriber.subscribe(self.keys.room_channel(room)).await.map_err(unavailable)
+    }
+
+    async fn unsubscribe(&self, room: &str) -> Result<(), BusError> {
+        self.subscriber.unsubscribe(self.keys.room_channel(room)).await.map_err(unavailable)
+    }
+
+    async fn check(&self) -> Result<(), BusError> {
+        if !self.subscriber.is_connected() {
+            return Err(BusError::Unavailable("the subscriber connection to Redis is down".into()));
+        }
+        let _: Value = self.publisher.ping(None).await.map_err(unavailable)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! One suite, run against both bus implementations: the in-memory hub and Redis pub/sub
+//! on a real redis-server started for the test.
+
+use std::time::Duration;
+
+use bus::{Bus, Incoming, MemoryHub, RedisBus, RedisConfig};
+use bytes::Bytes;
+use testkit::RedisServer;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn next(incoming: &mut Incoming) -> Bytes {
+    tokio::time::timeout(WAIT, incoming.recv()).await.expect("an envelope within 5 s").expect("bus open")
+}
+
+fn redis_config(server: &RedisServer) -> RedisConfig {
+    RedisConfig { url: Some(server.url()), ..RedisConfig::default() }
+}
+
+/// Two nodes on one bus.
+async fn pair_memory() -> ((impl Bus, Incoming), (impl Bus, Incoming)) {
+    let hub = MemoryHub::new();
+    (hub.node(1024), hub.node(1024))
+}
+
+async fn pair_redis(server: &RedisServer) -> ((RedisBus, Incoming), (RedisBus, Incoming)) {
+    let config = redis_config(server);
+    (RedisBus::connect(&config, 1024).await.unwrap(), RedisBus::connect(&config, 1024).await.unwrap())
+}
+
+/// Subscribed rooms are delivered, unsubscribed ones are not, own publications come back.
+async fn delivers_only_subscribed_rooms(a: (impl Bus, Incoming), b: (impl Bus, Incoming)) {
+    let ((a, mut a_in), (b, mut b_in)) = (a, b);
+    b.subscribe("r1").await.unwrap();
+    a.subscribe("r1").await.unwrap();
+    a.publish("r2", Bytes::from_static(b"nobody listens")).await.unwrap();
+    a.publish("r1", Bytes::from_static(b"one")).await.unwrap();
+    // Had "r2" been delivered it would arrive first: one publisher, one order.
+    assert_eq!(next(&mut b_in).await, "one");
+    assert_eq!(next(&mut a_in).await, "one", "a node hears its own publications");
+
+    b.unsubscribe("r1").await.unwrap();
+    b.subscribe("r3").await.unwrap();
+    a.publish("r1", Bytes::from_static(b"after unsubscribe")).await.unwrap();
+    a.publish("r3", Bytes::from_static(b"three")).await.unwrap();
+    assert_eq!(next(&mut b_in).await, "three");
+}
+
+/// Every subscriber sees one order of the publishes of two publishers.
+async fn one_order_for_all(a: (impl Bus, Incoming), b: (impl Bus, Incoming)) {
+    let ((a, mut a_in), (b, mut b_in)) = (a, b);
+    a.subscribe("r").await.unwrap();
+    b.subscribe("r").await.unwrap();
+    tokio::join!(publish_200(&a, "a"), publish_200(&b, "b"));
+    let mut seen_a = Vec::new();
+    let mut seen_b = Vec::new();
+    for _ in 0..400 {
+        seen_a.push(next(&mut a_in).await);
+        seen_b.push(next(&mut b_in).await);
+    }
+    assert_eq!(seen_a, seen_b, "both nodes see one order");
+    for origin in ["a", "b"] {
+        let own: Vec<_> = seen_a.iter().filter(|m| m.starts_with(origin.as_bytes())).collect();
+        let expected: Vec<_> = (0..200).map(|i| Bytes::from(format!("{origin}{i}"))).collect();
+        assert_eq!(own, expected.iter().collect::<Vec<_>>(), "publisher {origin}'s order kept");
+    }
+}
+
+/// Publishes `<origin>0` .. `<origin>199` one after another, as one publisher task would.
+async fn publish_200(node: &impl Bus, origin: &str) {
+    for i in 0..200 {
+        node.publish("r", Bytes::from(format!("{origin}{i}"))).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn memory_delivers_only_subscribed_rooms() {
+    let (a, b) = pair_memory().await;
+    delivers_only_subscribed_rooms(a, b).await;
+}
+
+#[tokio::test]
+async fn redis_delivers_only_subscribed_rooms() {
+    let server = RedisServer::start().await;
+    let (a, b) = pair_redis(&server).await;
+    delivers_only_subscribed_rooms(a, b).await;
+}
+
+#[tokio::test]
+async fn memory_one_order_for_all() {
+    let (a, b) = pair_memory().await;
+    one_order_for_all(a, b).await;
+}
+
+#[tokio::test]
+async fn redis_one_order_for_all() {
+    let server = RedisServer::start().await;
+    let (a, b) = pair_redis(&server).await;
+    one_order_for_all(a, b).await;
+}
+
+/// The trap from ../shared/dependencies.md: after Redis restarts, subscriptions must
+/// come back by themselves.
+#[tokio::test]
+async fn redis_resubscribes_after_a_restart() {
+    let mut server = RedisServer::start().await;
+    let (bus, mut incoming) = RedisBus::connect(&redis_config(&server), 1024).await.unwrap();
+    bus.subscribe("r").await.unwrap();
+    bus.publish("r", Bytes::from_static(b"before")).await.unwrap();
+    assert_eq!(next(&mut incoming).await, "before");
+
+    server.restart().await;
+    // Publish probes until one arrives, which proves the subscription is back. Bounded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no publish arrived within 15 s of the restart");
+        if bus.publish("r", Bytes::from_static(b"probe")).await.is_err() {
+            continue; // still reconnecting; the failed publish took the command timeout
+        }
+        if let Ok(Some(arrived)) = tokio::time::timeout(Duration::from_millis(200), incoming.recv()).await {
+            assert_eq!(arrived, "probe");
+            break;
+        }
+    }
+    bus.check().await.expect("healthy again");
+}
+
+#[tokio::test]
+async fn redis_reports_unavailable_promptly_while_down() {
+    let mut server = RedisServer::start().await;
+    let config = RedisConfig { command_timeout: Duration::from_millis(300), ..redis_config(&server) };
+    let (bus, _incoming) = RedisBus::connect(&config, 16).await.unwrap();
+    server.kill().await;
+    let outcome = tokio::time::timeout(Duration::from_secs(3), bus.publish("r", Bytes::from_static(b"lost"))).await;
+    assert!(matches!(outcome, Ok(Err(bus::BusError::Unavailable(_)))), "{outcome:?}");
+    assert!(tokio::time::timeout(Duration::from_secs(3), bus.check()).await.expect("check returns").is_err());
+}

@@ -1,0 +1,209 @@
+//! Requests: what a client sends, and the gateway's parser for them.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::{ErrorCode, JsonData, RequestId};
+
+/// One request of protocol v1. On the wire it is a JSON object whose `type` field names
+/// the variant (snake_case), next to an optional `id` (see [`RequestFrame`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// Authenticates the connection when the token was not given in the URL. Must be
+    /// the first message; only accepted then.
+    Auth {
+        token: String,
+    },
+    /// Joins a room, optionally with metadata that the other members will see.
+    Join {
+        room: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata: Option<JsonData>,
+    },
+    Leave {
+        room: String,
+    },
+    /// Sends `data` to one peer of a room; the gateway sets `from`.
+    Signal {
+        room: String,
+        to: String,
+        kind: String,
+        data: JsonData,
+    },
+    /// Sends `data` to every other member of a room.
+    Broadcast {
+        room: String,
+        data: JsonData,
+    },
+    Ping,
+}
+
+impl Request {
+    /// The wire name of the request type, e.g. `"join"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Auth { .. } => "auth",
+            Self::Join { .. } => "join",
+            Self::Leave { .. } => "leave",
+            Self::Signal { .. } => "signal",
+            Self::Broadcast { .. } => "broadcast",
+            Self::Ping => "ping",
+        }
+    }
+}
+
+/// A request with the optional `id` that its reply (or error) echoes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestFrame {
+    pub id: Option<RequestId>,
+    pub request: Request,
+}
+
+impl RequestFrame {
+    /// The JSON text of the frame.
+    pub fn to_json(&self) -> String {
+        let mut value = serde_json::to_value(&self.request).expect("requests always serialize");
+        if let (Some(id), Some(object)) = (&self.id, value.as_object_mut()) {
+            let id = serde_json::from_str(id.as_json()).expect("request ids are valid JSON");
+            object.insert("id".to_string(), id);
+        }
+        value.to_string()
+    }
+
+    /// Parses one text frame. Unknown fields are ignored, so that clients written for a
+    /// later minor revision still work; an unknown `type` is an error.
+    pub fn parse(text: &str) -> Result<Self, RequestParseError> {
+        let raw: RawFrame<'_> = serde_json::from_str(text).map_err(|e| RequestParseError::without_id(describe(&e)))?;
+        let id = raw.id.map(RequestId::from_raw).transpose().map_err(RequestParseError::without_id)?;
+        let fail = |message: String| RequestParseError { id: id.clone(), code: ErrorCode::BadRequest, message };
+        let ty = raw.ty.as_deref().ok_or_else(|| fail("missing field `type`".into()))?;
+        let request = match ty {
+            "auth" => Request::Auth { token: required(raw.token, ty, "token").map_err(fail)? },
+            "join" => Request::Join {
+                room: required(raw.room, ty, "room").map_err(fail)?,
+                metadata: raw.metadata.map(JsonData::from_raw),
+            },
+            "leave" => Request::Leave { room: required(raw.room, ty, "room").map_err(fail)? },
+            "signal" => Request::Signal {
+                room: required(raw.room, ty, "room").map_err(fail)?,
+                to: required(raw.to, ty, "to").map_err(fail)?,
+                kind: required(raw.kind, ty, "kind").map_err(fail)?,
+                data: raw.data.map_or_else(JsonData::null, JsonData::from_raw),
+            },
+            "broadcast" => Request::Broadcast {
+                room: required(raw.room, ty, "room").map_err(fail)?,
+                data: required(raw.data, ty, "data").map(JsonData::from_raw).map_err(fail)?,
+            },
+            "ping" => Request::Ping,
+            other => return Err(fail(format!("unknown message type {other:?}"))),
+        };
+        Ok(Self { id, request })
+    }
+}
+
+/// Why a frame could not be parsed; answered with an `error` frame echoing `id` when
+/// the frame was at least a JSON object with a valid id.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct RequestParseError {
+    pub id: Option<RequestId>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl RequestParseError {
+    fn without_id(message: String) -> Self {
+        Self { id: None, code: ErrorCode::BadRequest, message }
+    }
+}
+
+/// Every field any request may have, borrowed from the frame where possible.
+#[derive(Deserialize)]
+struct RawFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    room: Option<String>,
+    to: Option<String>,
+    kind: Option<String>,
+    token: Option<String>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    metadata: Option<&'a RawValue>,
+}
+
+fn required<T>(value: Option<T>, ty: &str, field: &str) -> Result<T, String> {
+    value.ok_or_else(|| format!("missing field `{field}` in {ty:?}"))
+}
+
+fn describe(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => format!("malformed JSON: {error}"),
+        Category::Data => format!("invalid request: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_a_signal_keeping_data_text() {
+        let frame = RequestFrame::parse(
+            r#"{"type":"signal","id":3,"room":"r","to":"p2","kind":"offer","data":{"sdp":"v=0\r\n"},"extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(frame.id.unwrap().as_json(), "3");
+        let Request::Signal { room, to, kind, data } = frame.request else { panic!("not a signal") };
+        assert_eq!((room.as_str(), to.as_str(), kind.as_str()), ("r", "p2", "offer"));
+        assert_eq!(data.as_str(), r#"{"sdp":"v=0\r\n"}"#);
+    }
+
+    #[test]
+    fn round_trips_every_request() {
+        let requests = [
+            Request::Auth { token: "t".into() },
+            Request::Join { room: "r".into(), metadata: Some(JsonData::from_value(&json!({"m": [1]}))) },
+            Request::Join { room: "r".into(), metadata: None },
+            Request::Leave { room: "r".into() },
+            Request::Signal { room: "r".into(), to: "p".into(), kind: "answer".into(), data: JsonData::null() },
+            Request::Broadcast { room: "r".into(), data: JsonData::from_value(&json!("hi")) },
+            Request::Ping,
+        ];
+        for request in requests {
+            let frame = RequestFrame { id: Some(RequestId::number(9)), request };
+            assert_eq!(RequestFrame::parse(&frame.to_json()).unwrap(), frame);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_problem_and_echo_the_id() {
+        let err = RequestFrame::parse("{not json").unwrap_err();
+        assert!(err.message.starts_with("malformed JSON"), "{}", err.message);
+        assert_eq!(err.id, None);
+
+        let err = RequestFrame::parse(r#"{"type":"warp","id":"x"}"#).unwrap_err();
+        assert_eq!(err.message, "unknown message type \"warp\"");
+        assert_eq!(err.id.unwrap().as_json(), "\"x\"");
+
+        let err = RequestFrame::parse(r#"{"type":"join","id":1}"#).unwrap_err();
+        assert_eq!(err.message, "missing field `room` in \"join\"");
+
+        let err = RequestFrame::parse(r#"{"id":1}"#).unwrap_err();
+        assert_eq!(err.message, "missing field `type`");
+
+        let err = RequestFrame::parse("[1,2]").unwrap_err();
+        assert!(err.message.starts_with("invalid request"), "{}", err.message);
+
+        let err = RequestFrame::parse(r#"{"type":"ping","id":{"a":1}}"#).unwrap_err();
+        assert_eq!(err.id, None);
+        assert_eq!(err.code, ErrorCode::BadRequest);
+    }
+}

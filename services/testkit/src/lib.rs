@@ -1,0 +1,36 @@
+//! Fixtures that start real external parts for tests.
+//!
+//! - [`RedisServer`]: a real `redis-server` on a free loopback port, owned by the test:
+//!   killed when dropped, and killable and restartable on the same port to test faults.
+//! - [`eventually`]: waits for a condition that no event announces, with a deadline.
+
+mod redis_server;
+
+pub use redis_server::RedisServer;
+
+use std::time::Duration;
+
+/// How long fixtures wait for an external process before failing the test.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Retries `probe` until it returns `Some`, at most until `deadline` has passed; panics
+/// with `what` when it never does. For conditions without an event to await (e.g. "the
+/// client has reconnected to Redis"); everything else should await the event itself.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if started.elapsed() > deadline {
+            panic!("{what}: not within {deadline:?}");
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,93 @@
+//! A real redis-server started by a test.
+
+use std::net::TcpListener;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::STARTUP_TIMEOUT;
+
+/// A redis-server child process on 127.0.0.1, persisting nothing. Killed on drop.
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts redis-server on a free port and waits until it accepts connections.
+    ///
+    /// Panics with a clear message when `redis-server` is not installed.
+    pub async fn start() -> Self {
+        // Another process may grab the free port between the probe and redis-server's
+        // bind; then pick another.
+        for _ in 0..5 {
+            let port = free_port();
+            if let Some(child) = spawn(port).await {
+                return Self { port, child: Some(child) };
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and waits until it is gone.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill redis-server");
+        }
+    }
+
+    /// Starts the server again on the same port, empty.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        let child = spawn(self.port).await.unwrap_or_else(|| panic!("redis-server did not restart on {}", self.port));
+        self.child = Some(child);
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Spawns redis-server and reads its log until it is ready; `None` if it exited first
+/// (typically: port taken).
+async fn spawn(port: u16) -> Option<Child> {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--logfile", "", "--loglevel", "notice", "--dir", &std::env::temp_dir().to_string_lossy()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run redis-server ({e}); install it (Debian: apt-get install redis-server) or run the README test command")
+        });
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let ready = tokio::time::timeout(STARTUP_TIMEOUT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("Ready to accept connections") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    if !ready {
+        let _ = child.kill().await;
+        return None;
+    }
+    // Keep draining the log so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Some(child)
+}
