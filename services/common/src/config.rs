@@ -1,0 +1,103 @@
+//! Layered configuration: defaults, then a TOML file, then a whole TOML document in one
+//! environment variable (handy for a Kubernetes ConfigMap), then single settings from
+//! the environment, then command-line flags. Later layers win. Unknown keys are errors,
+//! so a typo in a setting fails at start-up instead of being ignored.
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Where one service reads its configuration from.
+pub struct Sources<'a, C> {
+    /// Environment prefix, e.g. `GATEWAY_`: `GATEWAY_REDIS__URL` sets `redis.url`.
+    pub env_prefix: &'a str,
+    /// The TOML file given with `--config`, if any.
+    pub file: Option<&'a Path>,
+    /// Settings given as command-line flags, serialized with unset flags skipped.
+    pub flags: C,
+}
+
+/// Environment variables under the prefix that are not settings: the file path (also a
+/// flag) and the whole-document variable.
+pub const CONFIG_FILE_VAR: &str = "CONFIG_FILE";
+pub const CONFIG_TOML_VAR: &str = "CONFIG_TOML";
+
+/// Loads `T` from its defaults and the given sources.
+pub fn load<T, C>(sources: Sources<'_, C>) -> anyhow::Result<T>
+where
+    T: Default + Serialize + DeserializeOwned,
+    C: Serialize,
+{
+    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    if let Some(file) = sources.file {
+        anyhow::ensure!(file.exists(), "configuration file {} does not exist", file.display());
+        figment = figment.merge(Toml::file(file));
+    }
+    let whole_document = format!("{}{CONFIG_TOML_VAR}", sources.env_prefix);
+    if let Ok(document) = std::env::var(&whole_document) {
+        figment = figment.merge(Toml::string(&document));
+    }
+    let env = Env::prefixed(sources.env_prefix).split("__").ignore(&[CONFIG_FILE_VAR, CONFIG_TOML_VAR]);
+    figment = figment.merge(env).merge(Serialized::defaults(sources.flags));
+    figment.extract().map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Sample {
+        name: String,
+        nested: Nested,
+    }
+
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Nested {
+        size: u32,
+        url: Option<String>,
+    }
+
+    #[derive(Serialize)]
+    struct Flags {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    }
+
+    #[test]
+    fn layers_file_env_and_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "name = \"file\"\n[nested]\nsize = 3\nurl = \"redis://file\"")?;
+            jail.set_env("SAMPLE_NESTED__SIZE", "7");
+            let file = Path::new("c.toml");
+            let loaded: Sample =
+                load(Sources { env_prefix: "SAMPLE_", file: Some(file), flags: Flags { name: None } }).unwrap();
+            assert_eq!(loaded.name, "file");
+            assert_eq!(loaded.nested, Nested { size: 7, url: Some("redis://file".into()) });
+
+            let loaded: Sample =
+                load(Sources { env_prefix: "SAMPLE_", file: Some(file), flags: Flags { name: Some("flag".into()) } })
+                    .unwrap();
+            assert_eq!(loaded.name, "flag");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SAMPLE_NESTED__SIZ", "7");
+            let result: anyhow::Result<Sample> =
+                load(Sources { env_prefix: "SAMPLE_", file: None, flags: Flags { name: None } });
+            let message = result.unwrap_err().to_string();
+            assert!(message.contains("siz"), "{message}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,151 @@
+//! The gRPC face of the room service: `signaling.room.v1.RoomService` over [`Rooms`],
+//! the standard gRPC health service, and the API-secret check.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster_proto::room::room_service_server::{RoomService, RoomServiceServer};
+use cluster_proto::room::*;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+
+use crate::Rooms;
+
+/// How often the health service re-checks the room store.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Serves the room service on `listener` until `shutdown` resolves.
+///
+/// With `api_secret` set, every RoomService call must carry the metadata
+/// `authorization: Bearer <secret>`; the health service is open, for probes.
+pub async fn serve(
+    rooms: Arc<Rooms>,
+    api_secret: Option<String>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health_task = tokio::spawn(report_health(rooms.clone(), reporter));
+    let check_secret = move |request: Request<()>| authorize(api_secret.as_deref(), request);
+    let service = RoomServiceServer::with_interceptor(RoomApi { rooms }, check_secret);
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    health_task.abort();
+    Ok(result?)
+}
+
+/// Keeps the health service's status in step with the room store's reachability.
+async fn report_health(rooms: Arc<Rooms>, reporter: tonic_health::server::HealthReporter) {
+    let mut serving = None;
+    loop {
+        let healthy = rooms.check().await.is_ok();
+        if serving != Some(healthy) {
+            if healthy {
+                reporter.set_serving::<RoomServiceServer<RoomApi>>().await;
+            } else {
+                tracing::warn!("room store unreachable: reporting NOT_SERVING");
+                reporter.set_not_serving::<RoomServiceServer<RoomApi>>().await;
+            }
+            serving = Some(healthy);
+        }
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+    }
+}
+
+/// The gRPC service name, as the health service knows it.
+pub const SERVICE_NAME: &str = "signaling.room.v1.RoomService";
+
+fn authorize(secret: Option<&str>, request: Request<()>) -> Result<Request<()>, Status> {
+    let Some(secret) = secret else { return Ok(request) };
+    let presented = request
+        .metadata()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match presented {
+        Some(presented) if constant_time_eq(presented.as_bytes(), secret.as_bytes()) => Ok(request),
+        _ => Err(Status::unauthenticated("missing or wrong API secret")),
+    }
+}
+
+/// Compares without an early exit, so the time taken does not reveal the secret.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub struct RoomApi {
+    rooms: Arc<Rooms>,
+}
+
+#[tonic::async_trait]
+impl RoomService for RoomApi {
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let JoinRequest { room, member } = request.into_inner();
+        let member = member.ok_or_else(|| Status::invalid_argument("member is required"))?;
+        let outcome = self.rooms.join(&room, member).await?;
+        Ok(Response::new(JoinResponse { room: Some(outcome.room), members: outcome.members }))
+    }
+
+    async fn leave(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
+        let request = request.into_inner();
+        let reason = request.reason();
+        let removed = self.rooms.leave(&request.room, &request.peer_id, reason).await?;
+        Ok(Response::new(LeaveResponse { removed }))
+    }
+
+    async fn list_members(
+        &self,
+        request: Request<ListMembersRequest>,
+    ) -> Result<Response<ListMembersResponse>, Status> {
+        let members = self.rooms.members(&request.into_inner().room).await?;
+        Ok(Response::new(ListMembersResponse { members }))
+    }
+
+    async fn get_room(&self, request: Request<GetRoomRequest>) -> Result<Response<Room>, Status> {
+        Ok(Response::new(self.rooms.room(&request.into_inner().room).await?))
+    }
+
+    async fn list_rooms(&self, request: Request<ListRoomsRequest>) -> Result<Response<ListRoomsResponse>, Status> {
+        let request = request.into_inner();
+        let page = self.rooms.list_rooms(request.limit, Some(&request.page_token)).await?;
+        Ok(Response::new(ListRoomsResponse {
+            rooms: page.rooms,
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn remove_peer(&self, request: Request<RemovePeerRequest>) -> Result<Response<RemovePeerResponse>, Status> {
+        let request = request.into_inner();
+        self.rooms.remove_peer(&request.room, &request.peer_id).await?;
+        Ok(Response::new(RemovePeerResponse {}))
+    }
+
+    async fn send_data(&self, request: Request<SendDataRequest>) -> Result<Response<SendDataResponse>, Status> {
+        let request = request.into_inner();
+        self.rooms.send_data(&request.room, &request.data_json).await?;
+        Ok(Response::new(SendDataResponse {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_secret_check() {
+        let with = |value: &str| {
+            let mut request = Request::new(());
+            request.metadata_mut().insert("authorization", value.parse().unwrap());
+            request
+        };
+        assert!(authorize(None, Request::new(())).is_ok());
+        assert!(authorize(Some("s3cret"), with("Bearer s3cret")).is_ok());
+        assert_eq!(authorize(Some("s3cret"), with("Bearer s3cres")).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(authorize(Some("s3cret"), with("s3cret")).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(authorize(Some("s3cret"), Request::new(())).unwrap_err().code(), tonic::Code::Unauthenticated);
+    }
+}

@@ -1,0 +1,25 @@
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use room_service::config::{Flags, RoomServiceConfig};
+use room_service::store::redis::RedisRoomStore;
+use room_service::{Rooms, grpc};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    let config = RoomServiceConfig::load(&flags)?;
+    common::logging::init(config.log_json);
+    let node_id = config.node_id.clone().unwrap_or_else(|| common::node_id("rs"));
+
+    let store = RedisRoomStore::connect(&config.redis).await.context("connecting to Redis")?;
+    let rooms = Arc::new(Rooms::new(Arc::new(store), node_id.clone(), config.rooms.clone()));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the gRPC address {}", config.listen))?;
+    tracing::info!(node_id, listen = %listener.local_addr()?, "room service ready");
+    grpc::serve(rooms, config.api_secret.clone(), listener, common::shutdown::signal()).await?;
+    tracing::info!("room service stopped");
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The Redis room store. Each room is two hashes that share a hash slot
+//! (`<prefix>room:{<room>}:members` and `...:info`, see `bus::keys`); every change is a
+//! Lua script, so a change and the publication of its presence event on the room's
+//! channel are one atomic step, and replicas never race each other into an
+//! inconsistent state.
+
+use async_trait::async_trait;
+use bus::{Keyspace, RedisConfig};
+use bytes::Bytes;
+use cluster_proto::room::{Member, Room};
+use fred::clients::Client;
+use fred::interfaces::{ClientLike, HashesInterface, KeysInterface};
+use fred::types::Value;
+use fred::types::scripts::Script;
+use prost::Message;
+
+use super::{JoinOutcome, RoomPage, RoomStore};
+use crate::error::{Result, RoomError};
+
+const JOIN: &str = include_str!("scripts/join.lua");
+const LEAVE: &str = include_str!("scripts/leave.lua");
+const ROOM_INFO: &str = include_str!("scripts/room_info.lua");
+const PUBLISH_IF_EXISTS: &str = include_str!("scripts/publish_if_exists.lua");
+
+pub struct RedisRoomStore {
+    client: Client,
+    keys: Keyspace,
+    join: Script,
+    leave: Script,
+    room_info: Script,
+    publish_if_exists: Script,
+}
+
+impl RedisRoomStore {
+    pub async fn connect(config: &RedisConfig) -> Result<Self> {
+        Ok(Self {
+            client: config.connect_client().await?,
+            keys: config.keyspace(),
+            join: Script::from_lua(JOIN),
+            leave: Script::from_lua(LEAVE),
+            room_info: Script::from_lua(ROOM_INFO),
+            publish_if_exists: Script::from_lua(PUBLISH_IF_EXISTS),
+        })
+    }
+
+    fn room_keys(&self, room: &str) -> Vec<String> {
+        vec![self.keys.members_key(room), self.keys.info_key(room)]
+    }
+
+    async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<Value>) -> Result<Value> {
+        script.evalsha_with_reload(&self.client, keys, args).await.map_err(store_error)
+    }
+}
+
+fn store_error(error: fred::error::Error) -> RoomError {
+    use fred::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::IO | ErrorKind::Timeout | ErrorKind::Canceled | ErrorKind::Backpressure => {
+            RoomError::Unavailable(format!("room store unavailable: {error}"))
+        }
+        _ => RoomError::Internal(format!("room store: {error}")),
+    }
+}
+
+fn malformed(what: &str) -> RoomError {
+    RoomError::Internal(format!("room store returned a malformed {what}"))
+}
+
+fn int(value: &Value) -> Result<i64> {
+    value.as_i64().ok_or_else(|| malformed("number"))
+}
+
+/// Decodes the flat `[peer id, member, peer id, member, ...]` of HGETALL.
+fn decode_members(flat: &Value) -> Result<Vec<Member>> {
+    let Value::Array(items) = flat else { return Err(malformed("member list")) };
+    items
+        .chunks(2)
+        .map(|pair| {
+            let bytes = pair.get(1).and_then(Value::as_bytes).ok_or_else(|| malformed("member"))?;
+            Member::decode(bytes).map_err(|_| malformed("member"))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl RoomStore for RedisRoomStore {
+    async fn join(&self, room: &str, member: &Member, capacity: u32, joined_event: Bytes) -> Result<JoinOutcome> {
+        let args = vec![
+            Value::from(member.peer_id.as_str()),
+            Value::Bytes(member.encode_to_vec().into()),
+            Value::from(capacity as i64),
+            Value::from(member.joined_at_ms),
+            Value::from(self.keys.room_channel(room)),
+            Value::Bytes(joined_event),
+        ];
+        let reply = self.run(&self.join, self.room_keys(room), args).await?;
+        let Value::Array(fields) = reply else { return Err(malformed("join reply")) };
+        let [status, capacity, created_at_ms, members] = fields.as_slice() else {
+            return Err(malformed("join reply"));
+        };
+        let capacity = int(capacity)? as u32;
+        if int(status)? == 0 {
+            return Err(RoomError::room_full(room, capacity));
+        }
+        let members = decode_members(members)?;
+        let room = Room {
+            name: room.to_string(),
+            member_count: members.len() as u32,
+            capacity,
+            created_at_ms: int(created_at_ms)?,
+        };
+        Ok(JoinOutcome { room, members })
+    }
+
+    async fn leave(&self, room: &str, peer_id: &str, left_event: Bytes) -> Result<bool> {
+        let args = vec![Value::from(peer_id), Value::from(self.keys.room_channel(room)), Value::Bytes(left_event)];
+        Ok(int(&self.run(&self.leave, self.room_keys(room), args).await?)? == 1)
+    }
+
+    async fn members(&self, room: &str) -> Result<Vec<Member>> {
+        let flat: Value = self.client.hgetall(self.keys.members_key(room)).await.map_err(store_error)?;
+        match flat {
+            Value::Map(map) => map
+                .inner()
+                .into_values()
+                .map(|value| {
+                    let bytes = value.as_bytes().ok_or_else(|| malformed("member"))?;
+                    Member::decode(bytes).map_err(|_| malformed("member"))
+                })
+                .collect(),
+            Value::Null => Ok(Vec::new()),
+            other => decode_members(&other),
+        }
+    }
+
+    async fn room(&self, room: &str) -> Result<Option<Room>> {
+        let reply = self.run(&self.room_info, self.room_keys(room), Vec::new()).await?;
+        let Value::Array(fields) = reply else { return Err(malformed("room info")) };
+        let [capacity, created_at_ms, count] = fields.as_slice() else { return Ok(None) };
+        Ok(Some(Room {
+            name: room.to_string(),
+            member_count: int(count)? as u32,
+            capacity: int(capacity)? as u32,
+            created_at_ms: int(created_at_ms)?,
+        }))
+    }
+
+    async fn list_rooms(&self, limit: u32, page_token: Option<&str>) -> Result<RoomPage> {
+        let pattern = self.keys.info_key_pattern();
+        let mut cursor = page_token.unwrap_or("0").to_string();
+        let mut rooms = Vec::new();
+        // SCAN may return empty pages with a non-zero cursor; keep going (boundedly)
+        // until something is found or the keyspace is exhausted.
+        for _ in 0..64 {
+            let reply: Value =
+                self.client.scan_page(cursor.clone(), pattern.clone(), Some(limit), None).await.map_err(store_error)?;
+            let Value::Array(parts) = reply else { return Err(malformed("scan reply")) };
+            let [next, keys] = parts.as_slice() else { return Err(malformed("scan reply")) };
+            cursor = next.as_string().ok_or_else(|| malformed("scan cursor"))?;
+            let Value::Array(keys) = keys else { return Err(malformed("scan keys")) };
+            for key in keys {
+                let key = key.as_string().ok_or_else(|| malformed("scan key"))?;
+                if let Some(name) = self.keys.room_of_info_key(&key)
+                    && let Some(room) = self.room(name).await?
+                {
+                    rooms.push(room);
+                }
+            }
+            if !rooms.is_empty() || cursor == "0" {
+                break;
+            }
+        }
+        let next_page_token = (cursor != "0").then_some(cursor);
+        Ok(RoomPage { rooms, next_page_token })
+    }
+
+    async fn publish_if_exists(&self, room: &str, event: Bytes) -> Result<bool> {
+        let args = vec![Value::from(self.keys.room_channel(room)), Value::Bytes(event)];
+        Ok(int(&self.run(&self.publish_if_exists, vec![self.keys.info_key(room)], args).await?)? == 1)
+    }
+
+    async fn check(&self) -> Result<()> {
+        let _: Value = self.client.ping(None).await.map_err(store_error)?;
+        Ok(())
+    }
+}
