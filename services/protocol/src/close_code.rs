@@ -10,6 +10,10 @@ pub enum CloseCode {
     Normal = 1000,
     /// The gateway is shutting down; reconnect (to any gateway).
     GoingAway = 1001,
+    /// The client broke the WebSocket protocol (e.g. an unmasked frame).
+    ProtocolError = 1002,
+    /// A text frame that is not valid UTF-8.
+    InvalidData = 1007,
     /// A frame exceeded the configured maximum message size.
     TooLarge = 1009,
     /// An unexpected server failure.
@@ -34,6 +38,8 @@ impl CloseCode {
         Some(match code {
             1000 => Self::Normal,
             1001 => Self::GoingAway,
+            1002 => Self::ProtocolError,
+            1007 => Self::InvalidData,
             1009 => Self::TooLarge,
             1011 => Self::Internal,
             4001 => Self::Unauthorized,
@@ -48,6 +54,8 @@ impl CloseCode {
         match self {
             Self::Normal => "bye",
             Self::GoingAway => "server shutting down",
+            Self::ProtocolError => "websocket protocol error",
+            Self::InvalidData => "text frame is not valid UTF-8",
             Self::TooLarge => "message too large",
             Self::Internal => "internal error",
             Self::Unauthorized => "unauthorized",

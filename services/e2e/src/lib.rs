@@ -1,0 +1,189 @@
+//! A test cluster on real sockets: a real redis-server (from `testkit`), the room
+//! service and any number of gateways, each on its own loopback port, and helpers to
+//! connect real WebSocket clients to them.
+//!
+//! - [`TestCluster`]: gateways and room service in the test's process (fast to start,
+//!   easy to configure), Redis as a child process.
+//! - [`processes`]: the real `gateway` and `room-service` binaries as child processes.
+//! - [`expect`]: assertions on what a client receives.
+
+pub mod expect;
+pub mod processes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::RedisConfig;
+use cluster_proto::room::room_service_client::RoomServiceClient;
+use gateway::GatewayConfig;
+use gateway::auth::{Claims, mint};
+use protocol::client::Client;
+use room_service::store::redis::RedisRoomStore;
+use room_service::{Rooms, RoomsConfig};
+use testkit::RedisServer;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// The JWT secret every test cluster uses.
+pub const SECRET: &str = "e2e-test-secret";
+
+struct Node {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Node {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match tokio::time::timeout(Duration::from_secs(15), &mut self.task).await {
+            Ok(Ok(result)) => result.expect("node stopped with an error"),
+            Ok(Err(join_error)) => panic!("node task failed: {join_error}"),
+            Err(_) => panic!("node did not stop within 15 s"),
+        }
+    }
+}
+
+pub struct TestCluster {
+    gateways: Vec<Node>,
+    room_service: Option<Node>,
+    redis: Option<RedisServer>,
+}
+
+/// The gateway settings every test cluster starts from.
+pub fn base_config() -> GatewayConfig {
+    let mut config = GatewayConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..GatewayConfig::default() };
+    config.auth.jwt_secret = Some(SECRET.into());
+    // Tests of clients that never authenticate should not wait the default 10 s.
+    config.ws.auth_timeout = Duration::from_secs(2);
+    config
+}
+
+impl TestCluster {
+    /// One embedded gateway: in-memory bus and room service, no Redis.
+    pub async fn embedded() -> Self {
+        Self::embedded_with(|_| {}).await
+    }
+
+    pub async fn embedded_with(tweak: impl FnOnce(&mut GatewayConfig)) -> Self {
+        let mut config = base_config();
+        tweak(&mut config);
+        Self { gateways: vec![start_gateway(config).await], room_service: None, redis: None }
+    }
+
+    /// A real redis-server, a room service over gRPC and `gateways` gateways.
+    pub async fn redis(gateways: usize) -> Self {
+        Self::redis_with(gateways, RoomsConfig::default(), |_| {}).await
+    }
+
+    pub async fn redis_with(gateways: usize, rooms: RoomsConfig, tweak: impl Fn(&mut GatewayConfig)) -> Self {
+        let redis = RedisServer::start().await;
+        let redis_config = RedisConfig { url: Some(redis.url()), ..RedisConfig::default() };
+        let room_service = start_room_service(&redis_config, rooms).await;
+        let mut nodes = Vec::with_capacity(gateways);
+        for index in 0..gateways {
+            let mut config = base_config();
+            config.node_id = Some(format!("gw-{index}"));
+            config.redis = redis_config.clone();
+            config.room_service.url = Some(format!("http://{}", room_service.addr));
+            tweak(&mut config);
+            nodes.push(start_gateway(config).await);
+        }
+        Self { gateways: nodes, room_service: Some(room_service), redis: Some(redis) }
+    }
+
+    pub fn gateway_count(&self) -> usize {
+        self.gateways.len()
+    }
+
+    /// `ws://…/ws` of gateway `index` (modulo the number of gateways, so scenarios
+    /// written for three gateways also run on one).
+    pub fn ws_url(&self, index: usize) -> String {
+        format!("ws://{}/ws", self.gateways[index % self.gateways.len()].addr)
+    }
+
+    pub fn http_url(&self, index: usize) -> String {
+        format!("http://{}", self.gateways[index % self.gateways.len()].addr)
+    }
+
+    /// A token for `identity` granting `rooms`, valid for an hour.
+    pub fn token(&self, identity: &str, rooms: &[&str]) -> String {
+        let rooms = rooms.iter().map(|room| room.to_string()).collect();
+        mint(SECRET, &Claims::new(identity, rooms, Duration::from_secs(3600)))
+    }
+
+    /// A client of gateway `index` authenticated as `identity` with access to `rooms`.
+    pub async fn connect(&self, index: usize, identity: &str, rooms: &[&str]) -> Client {
+        Client::connect(&self.ws_url(index), Some(&self.token(identity, rooms))).await.expect("connect to a gateway")
+    }
+
+    /// A gRPC client of the room service (the server API an application's backend uses).
+    pub async fn room_service_client(&self) -> RoomServiceClient<Channel> {
+        let addr = self.room_service.as_ref().expect("this cluster runs a separate room service").addr;
+        RoomServiceClient::connect(format!("http://{addr}")).await.expect("connect to the room service")
+    }
+
+    pub fn redis_server(&mut self) -> &mut RedisServer {
+        self.redis.as_mut().expect("this cluster runs Redis")
+    }
+
+    /// Stops every node gracefully and checks that each stopped without error.
+    pub async fn shutdown(mut self) {
+        for gateway in self.gateways.drain(..) {
+            gateway.stop().await;
+        }
+        if let Some(room_service) = self.room_service.take() {
+            room_service.stop().await;
+        }
+    }
+}
+
+async fn start_gateway(config: GatewayConfig) -> Node {
+    let listener = TcpListener::bind(config.listen).await.expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    // The listener is bound before the task starts, so clients may connect at once:
+    // they wait in the accept backlog until the gateway serves.
+    let task = tokio::spawn(gateway::run(config, listener, async move {
+        let _ = stopped.await;
+    }));
+    Node { addr, stop: Some(stop), task }
+}
+
+async fn start_room_service(redis: &RedisConfig, rooms: RoomsConfig) -> Node {
+    let store = RedisRoomStore::connect(redis).await.expect("room store connects to Redis");
+    let rooms = Arc::new(Rooms::new(Arc::new(store), "rs-test", rooms));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(room_service::grpc::serve(rooms, None, listener, async move {
+        let _ = stopped.await;
+    }));
+    Node { addr, stop: Some(stop), task }
+}
+
+/// A bare HTTP/1.1 GET (for the probes), returning the status code and body.
+pub async fn http_get(addr_url: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = addr_url.trim_start_matches("http://");
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("an HTTP answer within 10 s")
+        .expect("HTTP exchange");
+    let status = response.split(' ').nth(1).and_then(|code| code.parse().ok()).expect("an HTTP status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    (status, body)
+}

@@ -1,0 +1,39 @@
+//! End-to-end tests of the cluster: real sockets, real WebSocket clients, and, for the
+//! cluster variants, a real redis-server with a room service and three gateways.
+//!
+//! Scenarios written once run against both deployments: `embedded` (one gateway,
+//! in-memory bus and rooms) and `redis` (three gateways, so the peers of one scenario
+//! sit on different gateways).
+
+pub use e2e::{TestCluster, expect};
+
+/// Runs each scenario `fn(&TestCluster)` on an embedded gateway and on a three-gateway
+/// Redis cluster.
+macro_rules! on_both_deployments {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                let cluster = crate::TestCluster::embedded().await;
+                super::$scenario(&cluster).await;
+                cluster.shutdown().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                let cluster = crate::TestCluster::redis(3).await;
+                super::$scenario(&cluster).await;
+                cluster.shutdown().await;
+            }
+        }
+    )*};
+}
+
+mod bad_input;
+mod capacity;
+mod isolation;
+mod mesh;
+mod negotiation;
+mod probes;
+mod processes;
+mod server_api;
+mod slow_consumer;

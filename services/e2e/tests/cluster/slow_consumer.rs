@@ -1,0 +1,51 @@
+//! A client that stops reading is cut off with 4008 instead of being buffered for.
+
+use protocol::CloseCode;
+use serde_json::json;
+
+use crate::TestCluster;
+
+/// The reader joins and stops reading; the flooder broadcasts ~19 MB into the room,
+/// more than the kernel's socket buffers hold, so the gateway's queue for the reader
+/// (8 frames here) overflows.
+async fn a_client_that_stops_reading_is_cut_off(cluster: &TestCluster) {
+    let mut reader = cluster.connect(1, "reader", &["flood"]).await;
+    let mut flooder = cluster.connect(0, "flooder", &["flood"]).await;
+    let mut bystander = cluster.connect(2, "bystander", &["calm"]).await;
+    reader.join("flood", None).await.unwrap();
+    flooder.join("flood", None).await.unwrap();
+    bystander.join("calm", None).await.unwrap();
+    let chunk = "z".repeat(32 * 1024);
+    for _ in 0..600 {
+        flooder.broadcast("flood", json!(chunk)).await.unwrap();
+    }
+    // The flooder is fine and the gateway answers it.
+    flooder.ping().await.unwrap();
+    // Draining now, the reader finds the frames that made it, then the close.
+    reader.set_reply_timeout(std::time::Duration::from_secs(30));
+    let (code, reason) = reader.closed().await.unwrap();
+    assert_eq!(code, CloseCode::SlowConsumer.code(), "{reason}");
+    // Others are unaffected.
+    bystander.ping().await.unwrap();
+    let mut late = cluster.connect(2, "late", &["flood"]).await;
+    let present = late.join("flood", None).await.unwrap();
+    assert_eq!(present.len(), 1, "only the flooder is left in the room");
+}
+
+fn small_queue(config: &mut gateway::GatewayConfig) {
+    config.ws.send_queue = 8;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded() {
+    let cluster = TestCluster::embedded_with(small_queue).await;
+    a_client_that_stops_reading_is_cut_off(&cluster).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis() {
+    let cluster = TestCluster::redis_with(3, Default::default(), small_queue).await;
+    a_client_that_stops_reading_is_cut_off(&cluster).await;
+    cluster.shutdown().await;
+}

@@ -1,0 +1,210 @@
+//! Client authentication: JWTs minted by the application's backend (HS256 with a shared
+//! secret), or anonymous access in embedded development setups.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use protocol::names::validate_room_name;
+use serde::{Deserialize, Serialize};
+
+use crate::config::AuthConfig;
+
+/// The room grant that allows every room.
+pub const ANY_ROOM: &str = "*";
+/// Longest identity or display name, in bytes.
+pub const MAX_IDENTITY_LEN: usize = 128;
+
+/// The claims of a client token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The identity of the user, shown to other peers.
+    pub sub: String,
+    /// Display name, shown to other peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Rooms the token may join; `"*"` allows any room.
+    pub rooms: Vec<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+    /// Not valid before, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+}
+
+impl Claims {
+    /// Claims for `identity` valid from now for `ttl`.
+    pub fn new(identity: impl Into<String>, rooms: Vec<String>, ttl: Duration) -> Self {
+        let now = unix_now();
+        Self { sub: identity.into(), name: None, rooms, exp: now + ttl.as_secs(), nbf: None, iat: Some(now) }
+    }
+}
+
+/// Signs claims with an HS256 secret (what an application's backend does; also the
+/// `gateway token` command).
+pub fn mint(secret: &str, claims: &Claims) -> String {
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .expect("HS256 signing of serializable claims cannot fail")
+}
+
+/// Who a connection is, once authenticated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub identity: String,
+    pub name: Option<String>,
+    grants: RoomGrants,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum RoomGrants {
+    Any,
+    Only(Vec<String>),
+}
+
+impl Identity {
+    pub fn may_join(&self, room: &str) -> bool {
+        match &self.grants {
+            RoomGrants::Any => true,
+            RoomGrants::Only(rooms) => rooms.iter().any(|granted| granted == room),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AuthError {
+    #[error("a token is required")]
+    Missing,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("the token is malformed: {0}")]
+    Malformed(String),
+    #[error("the token's claims are invalid: {0}")]
+    InvalidClaims(String),
+    #[error("this gateway accepts only anonymous connections (no auth.jwt_secret is configured)")]
+    NoSecret,
+}
+
+/// Checks tokens against the configured secret.
+pub struct Authenticator {
+    key: Option<DecodingKey>,
+    validation: Validation,
+    anonymous: bool,
+}
+
+impl Authenticator {
+    pub fn new(config: &AuthConfig, anonymous: bool) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = config.leeway.as_secs();
+        validation.validate_nbf = true;
+        let key = config.jwt_secret.as_deref().map(|secret| DecodingKey::from_secret(secret.as_bytes()));
+        Self { key, validation, anonymous }
+    }
+
+    pub fn anonymous_allowed(&self) -> bool {
+        self.anonymous
+    }
+
+    /// Authenticates a connection from the token it presented, if any.
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Identity, AuthError> {
+        let Some(token) = token.filter(|token| !token.is_empty()) else {
+            return if self.anonymous { Ok(anonymous_identity()) } else { Err(AuthError::Missing) };
+        };
+        let key = self.key.as_ref().ok_or(AuthError::NoSecret)?;
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => AuthError::BadSignature,
+                ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) | ErrorKind::Json(_) => {
+                    AuthError::InvalidClaims(error.to_string())
+                }
+                _ => AuthError::Malformed(error.to_string()),
+            })?
+            .claims;
+        identity_from(claims)
+    }
+}
+
+fn identity_from(claims: Claims) -> Result<Identity, AuthError> {
+    let invalid = |message: String| Err(AuthError::InvalidClaims(message));
+    if claims.sub.is_empty() || claims.sub.len() > MAX_IDENTITY_LEN {
+        return invalid(format!("sub must be 1 to {MAX_IDENTITY_LEN} bytes"));
+    }
+    if claims.name.as_ref().is_some_and(|name| name.len() > MAX_IDENTITY_LEN) {
+        return invalid(format!("name must be at most {MAX_IDENTITY_LEN} bytes"));
+    }
+    let grants = if claims.rooms.iter().any(|room| room == ANY_ROOM) {
+        RoomGrants::Any
+    } else {
+        for room in &claims.rooms {
+            validate_room_name(room).map_err(|e| AuthError::InvalidClaims(format!("rooms: {e}")))?;
+        }
+        RoomGrants::Only(claims.rooms)
+    };
+    Ok(Identity { identity: claims.sub, name: claims.name, grants })
+}
+
+fn anonymous_identity() -> Identity {
+    Identity { identity: format!("anon-{:08x}", rand::random::<u32>()), name: None, grants: RoomGrants::Any }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "test-secret";
+
+    fn authenticator(anonymous: bool) -> Authenticator {
+        let config = AuthConfig { jwt_secret: Some(SECRET.into()), ..AuthConfig::default() };
+        Authenticator::new(&config, anonymous)
+    }
+
+    #[test]
+    fn accepts_a_valid_token_and_enforces_its_rooms() {
+        let mut claims = Claims::new("alice", vec!["demo".into()], Duration::from_secs(60));
+        claims.name = Some("Alice".into());
+        let identity = authenticator(false).authenticate(Some(&mint(SECRET, &claims))).unwrap();
+        assert_eq!((identity.identity.as_str(), identity.name.as_deref()), ("alice", Some("Alice")));
+        assert!(identity.may_join("demo"));
+        assert!(!identity.may_join("other"));
+
+        let any = Claims::new("bob", vec![ANY_ROOM.into()], Duration::from_secs(60));
+        assert!(authenticator(false).authenticate(Some(&mint(SECRET, &any))).unwrap().may_join("other"));
+    }
+
+    #[test]
+    fn rejects_bad_tokens_with_a_reason() {
+        let auth = authenticator(false);
+        let valid = Claims::new("alice", vec!["demo".into()], Duration::from_secs(60));
+        assert_eq!(auth.authenticate(None), Err(AuthError::Missing));
+        assert_eq!(auth.authenticate(Some(&mint("other-secret", &valid))), Err(AuthError::BadSignature));
+        let expired = Claims { exp: unix_now() - 60, ..valid.clone() };
+        assert_eq!(auth.authenticate(Some(&mint(SECRET, &expired))), Err(AuthError::Expired));
+        let early = Claims { nbf: Some(unix_now() + 600), ..valid.clone() };
+        assert_eq!(auth.authenticate(Some(&mint(SECRET, &early))), Err(AuthError::NotYetValid));
+        assert!(matches!(auth.authenticate(Some("not.a.jwt")), Err(AuthError::Malformed(_))));
+        let bad_room = Claims { rooms: vec!["a{b}".into()], ..valid.clone() };
+        assert!(matches!(auth.authenticate(Some(&mint(SECRET, &bad_room))), Err(AuthError::InvalidClaims(_))));
+        let no_sub = Claims { sub: String::new(), ..valid };
+        assert!(matches!(auth.authenticate(Some(&mint(SECRET, &no_sub))), Err(AuthError::InvalidClaims(_))));
+    }
+
+    #[test]
+    fn anonymous_access_when_allowed() {
+        let identity = authenticator(true).authenticate(None).unwrap();
+        assert!(identity.identity.starts_with("anon-"));
+        assert!(identity.may_join("anything"));
+        let no_secret = Authenticator::new(&AuthConfig::default(), true);
+        assert_eq!(no_secret.authenticate(Some("a.b.c")), Err(AuthError::NoSecret));
+    }
+}

@@ -1,0 +1,264 @@
+//! The gateway's configuration: defaults, then a TOML file (`--config`), then
+//! `GATEWAY_CONFIG_TOML`, then `GATEWAY_*` variables (`GATEWAY_REDIS__URL` sets
+//! `redis.url`), then flags. docs/configuration.md lists every setting.
+//!
+//! The mode follows from two settings:
+//! - neither `redis.url` nor `room_service.url`: embedded. In-memory bus, room service
+//!   in this process; one node, nothing else to run.
+//! - `redis.url` only: cluster node with the room service in this process, state in
+//!   Redis (every gateway runs the room logic itself).
+//! - both: cluster node calling a separate room service over gRPC.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bus::RedisConfig;
+use protocol::IceServer;
+use room_service::RoomsConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// HTTP address: `/ws`, `/healthz`, `/readyz`.
+    pub listen: SocketAddr,
+    /// This node's id in envelopes and logs; default: `gw-` and a random suffix.
+    pub node_id: Option<String>,
+    /// Log one JSON object per line instead of text.
+    pub log_json: bool,
+    pub ws: WsConfig,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+    /// STUN/TURN servers handed to clients in `welcome`, as WebRTC `RTCIceServer`s.
+    pub ice_servers: Vec<IceServer>,
+    pub room_service: RoomServiceClientConfig,
+    /// Room policy, used when the room service runs in this process.
+    pub rooms: RoomsConfig,
+    pub redis: RedisConfig,
+    pub bus: BusConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            node_id: None,
+            log_json: false,
+            ws: WsConfig::default(),
+            limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
+            ice_servers: Vec::new(),
+            room_service: RoomServiceClientConfig::default(),
+            rooms: RoomsConfig::default(),
+            redis: RedisConfig::default(),
+            bus: BusConfig::default(),
+        }
+    }
+}
+
+/// WebSocket settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsConfig {
+    /// Largest message (and frame) a client may send; larger ones close the socket with
+    /// 1009.
+    pub max_message_bytes: usize,
+    /// Messages that may wait for a client that reads slowly; one more and the client is
+    /// disconnected with 4008.
+    pub send_queue: usize,
+    /// Read buffer per socket. The library default (128 KiB) would dominate the memory
+    /// of an idle connection.
+    pub read_buffer_bytes: usize,
+    /// Write buffer per socket before a flush is forced.
+    pub write_buffer_bytes: usize,
+    /// How long a socket may take to authenticate when the token is not in the URL.
+    #[serde(with = "humantime_serde")]
+    pub auth_timeout: Duration,
+    /// How often the gateway pings each socket.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// A socket from which nothing (not even a pong) arrives for this long is closed
+    /// with 4009.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            send_queue: 256,
+            read_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 0,
+            auth_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Per-connection limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Rooms one connection may be in at once.
+    pub max_rooms_per_connection: usize,
+    /// Largest `metadata` of a join, in bytes of JSON.
+    pub max_metadata_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_rooms_per_connection: 16, max_metadata_bytes: 1024 }
+    }
+}
+
+/// Client authentication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 secret of the JWTs the application's backend mints. Required in cluster
+    /// mode.
+    pub jwt_secret: Option<String>,
+    /// Accept connections without a token (identity `anon-…`, any room). Development
+    /// only: refused outside embedded mode. Unset: on in embedded mode when no
+    /// `jwt_secret` is configured, otherwise off.
+    pub anonymous: Option<bool>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { jwt_secret: None, anonymous: None, leeway: Duration::from_secs(5) }
+    }
+}
+
+/// How to reach a separate room service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomServiceClientConfig {
+    /// gRPC URL, e.g. `http://room-service:7070`. Unset: the room service runs in this
+    /// process.
+    pub url: Option<String>,
+    /// Sent as `authorization: Bearer <api_secret>` when set.
+    pub api_secret: Option<String>,
+    /// Deadline of each call.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for RoomServiceClientConfig {
+    fn default() -> Self {
+        Self { url: None, api_secret: None, timeout: Duration::from_secs(3) }
+    }
+}
+
+/// The message bus, beyond the Redis connection itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// Envelopes received from the bus that may wait for dispatch.
+    pub incoming_queue: usize,
+    /// How long a join waits for its own `peer_joined` to come back over the bus (the
+    /// point from which this node has every later change of the room).
+    #[serde(with = "humantime_serde")]
+    pub echo_timeout: Duration,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self { incoming_queue: 65_536, echo_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// Which parts run where, as derived from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// In-memory bus and room service; one node.
+    Embedded,
+    /// Redis bus; room service in this process over Redis state.
+    ClusterWithLocalRooms,
+    /// Redis bus; room service over gRPC.
+    Cluster,
+}
+
+impl GatewayConfig {
+    pub const ENV_PREFIX: &str = "GATEWAY_";
+
+    pub fn mode(&self) -> anyhow::Result<Mode> {
+        match (&self.redis.url, &self.room_service.url) {
+            (None, None) => Ok(Mode::Embedded),
+            (Some(_), None) => Ok(Mode::ClusterWithLocalRooms),
+            (Some(_), Some(_)) => Ok(Mode::Cluster),
+            (None, Some(_)) => anyhow::bail!(
+                "room_service.url is set but redis.url is not: a separate room service publishes presence over Redis, so gateways need Redis too"
+            ),
+        }
+    }
+
+    /// Whether connections without a token are accepted.
+    pub fn anonymous_allowed(&self) -> anyhow::Result<bool> {
+        let embedded = self.mode()? == Mode::Embedded;
+        let anonymous = self.auth.anonymous.unwrap_or(embedded && self.auth.jwt_secret.is_none());
+        anyhow::ensure!(
+            !anonymous || embedded,
+            "auth.anonymous is only allowed in embedded mode (no redis.url); configure auth.jwt_secret"
+        );
+        Ok(anonymous)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let anonymous = self.anonymous_allowed()?;
+        anyhow::ensure!(
+            anonymous || self.auth.jwt_secret.as_ref().is_some_and(|s| !s.is_empty()),
+            "auth.jwt_secret is required unless anonymous access is on"
+        );
+        anyhow::ensure!(self.ws.max_message_bytes >= 1024, "ws.max_message_bytes must be at least 1024");
+        anyhow::ensure!(self.ws.send_queue >= 1, "ws.send_queue must be at least 1");
+        anyhow::ensure!(self.ws.idle_timeout > self.ws.ping_interval, "ws.idle_timeout must exceed ws.ping_interval");
+        anyhow::ensure!(
+            self.limits.max_rooms_per_connection >= 1,
+            "limits.max_rooms_per_connection must be at least 1"
+        );
+        anyhow::ensure!(self.rooms.default_capacity >= 1, "rooms.default_capacity must be at least 1");
+        for server in &self.ice_servers {
+            anyhow::ensure!(!server.urls.is_empty(), "every ice_servers entry needs at least one URL");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_anonymous_access() {
+        let mut config = GatewayConfig::default();
+        assert_eq!(config.mode().unwrap(), Mode::Embedded);
+        assert!(config.anonymous_allowed().unwrap(), "embedded without a secret: anonymous");
+        config.validate().unwrap();
+
+        config.auth.jwt_secret = Some("s".into());
+        assert!(!config.anonymous_allowed().unwrap(), "a secret turns anonymous access off");
+
+        config.redis.url = Some("redis://127.0.0.1:6379".into());
+        assert_eq!(config.mode().unwrap(), Mode::ClusterWithLocalRooms);
+        config.auth.anonymous = Some(true);
+        assert!(config.validate().is_err(), "anonymous access is refused in cluster mode");
+        config.auth.anonymous = None;
+        config.auth.jwt_secret = None;
+        assert!(config.validate().is_err(), "cluster mode needs a secret");
+
+        config.room_service.url = Some("http://127.0.0.1:7070".into());
+        config.auth.jwt_secret = Some("s".into());
+        assert_eq!(config.mode().unwrap(), Mode::Cluster);
+        config.validate().unwrap();
+
+        config.redis.url = None;
+        assert!(config.mode().is_err(), "a remote room service needs Redis");
+    }
+}

@@ -1,0 +1,83 @@
+//! The HTTP face of the gateway: the WebSocket endpoint and the probes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use crate::{Gateway, connection};
+
+/// Deadline of each dependency check behind `/readyz`.
+const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/ws", get(upgrade))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(gateway)
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+async fn upgrade(
+    State(gateway): State<Arc<Gateway>>,
+    Query(query): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if gateway.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let ws = &gateway.config.ws;
+    upgrade
+        .max_message_size(ws.max_message_bytes)
+        .max_frame_size(ws.max_message_bytes)
+        .read_buffer_size(ws.read_buffer_bytes)
+        .write_buffer_size(ws.write_buffer_bytes)
+        .on_upgrade(move |socket| {
+            let connections = gateway.connections.clone();
+            connections.track_future(connection::serve(gateway, socket, query.token))
+        })
+}
+
+/// Liveness: the process serves HTTP. Deliberately independent of Redis and the room
+/// service, so an outage of those never gets every gateway restarted.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the bus and the room service answer.
+async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+    if gateway.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let (bus, rooms) = tokio::join!(
+        tokio::time::timeout(READY_CHECK_TIMEOUT, gateway.bus.check()),
+        tokio::time::timeout(READY_CHECK_TIMEOUT, gateway.rooms.check()),
+    );
+    let describe = |outcome: Result<Result<(), String>, _>| match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error),
+        Err(_) => Some("no answer within 1 s".to_string()),
+    };
+    let problems: Vec<String> = [
+        describe(bus.map(|r| r.map_err(|e| e.to_string()))).map(|e| format!("bus: {e}")),
+        describe(rooms.map(|r| r.map_err(|e| e.to_string()))).map(|e| format!("room service: {e}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if problems.is_empty() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, problems.join("\n")).into_response()
+    }
+}

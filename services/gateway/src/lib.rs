@@ -1,0 +1,33 @@
+//! The signaling gateway: holds client WebSockets, authenticates them, and routes their
+//! messages to peers on this node directly and to peers on other nodes over the bus.
+//!
+//! Layout, in the order a message meets them:
+//! - [`http`]: `/ws`, `/healthz`, `/readyz`.
+//! - [`connection`]: one socket from upgrade to close; [`auth`] checks its token.
+//! - [`session`]: reads a client's requests in order; [`requests`] handles them.
+//! - [`registry`]: local peers, their rooms, and each room's cluster-wide membership.
+//! - [`subscriptions`]: reference-counted bus subscriptions per room.
+//! - [`dispatch`]: hands envelopes arriving from the bus to the registry.
+//! - [`outbound`] and [`writer`]: a client's bounded queue and the task draining it.
+//! - [`render`]: the JSON frames pushed to clients.
+//! - [`room_api`]: the room service, in-process or over gRPC.
+//! - [`node`]: assembles all of it for the configured mode; [`config`] says which.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod connection;
+pub mod dispatch;
+pub mod http;
+pub mod node;
+pub mod outbound;
+pub mod registry;
+pub mod render;
+pub mod requests;
+pub mod room_api;
+pub mod session;
+pub mod subscriptions;
+pub mod writer;
+
+pub use config::GatewayConfig;
+pub use node::{Gateway, run};
