@@ -24,7 +24,14 @@ impl ServiceProcess {
     /// with a `listen` field.
     pub async fn start(binary: &str, args: &[&str], env: &[(&str, String)], ready_message: &str) -> Self {
         let path = binary_path(binary);
-        let mut child = Command::new(&path)
+        let mut command = Command::new(&path);
+        // Hermetic: no setting leaks in from the environment the tests run in.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("GATEWAY_") || key.starts_with("ROOM_SERVICE_") {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command
             .args(args)
             .args(["--log-json", "--listen", "127.0.0.1:0"])
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))

@@ -48,3 +48,21 @@ async fn binaries_negotiate_across_two_gateway_processes() {
     assert!(gateway_a.terminate().await.success());
     assert!(room_service.terminate().await.success());
 }
+
+/// README command 1: the gateway binary with no configuration at all is a working,
+/// embedded signaling server that accepts anonymous clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bare_binary_is_an_embedded_server() {
+    let gateway = ServiceProcess::start("gateway", &[], &[], "gateway ready").await;
+    let url = format!("ws://{}/ws", gateway.addr());
+    let mut alice = Client::connect(&url, None).await.unwrap();
+    let mut bob = Client::connect(&url, None).await.unwrap();
+    assert!(alice.welcome().identity.starts_with("anon-"), "{:?}", alice.welcome());
+    alice.join("any-room", None).await.unwrap();
+    bob.join("any-room", None).await.unwrap();
+    expect::peer_joined(&mut alice, "any-room").await;
+    bob.signal("any-room", alice.peer_id(), "offer", json!({"sdp": "o"})).await.unwrap();
+    assert_eq!(expect::signal(&mut alice).await.1, bob.peer_id());
+    assert_eq!(e2e::http_get(&format!("http://{}", gateway.addr()), "/readyz").await.0, 200);
+    assert!(gateway.terminate().await.success());
+}
