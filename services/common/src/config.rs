@@ -3,7 +3,7 @@
 //! the environment, then command-line flags. Later layers win. Unknown keys are errors,
 //! so a typo in a setting fails at start-up instead of being ignored.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 pub struct Sources<'a, C> {
     /// Environment prefix, e.g. `GATEWAY_`: `GATEWAY_REDIS__URL` sets `redis.url`.
     pub env_prefix: &'a str,
-    /// The TOML file given with `--config`, if any.
+    /// The TOML file given with `--config`, if any; else `<prefix>CONFIG_FILE` is read.
     pub file: Option<&'a Path>,
     /// Settings given as command-line flags, serialized with unset flags skipped.
     pub flags: C,
@@ -32,7 +32,8 @@ where
     C: Serialize,
 {
     let mut figment = Figment::from(Serialized::defaults(T::default()));
-    if let Some(file) = sources.file {
+    let file_from_env = std::env::var_os(format!("{}{CONFIG_FILE_VAR}", sources.env_prefix)).map(PathBuf::from);
+    if let Some(file) = sources.file.or(file_from_env.as_deref()) {
         anyhow::ensure!(file.exists(), "configuration file {} does not exist", file.display());
         figment = figment.merge(Toml::file(file));
     }

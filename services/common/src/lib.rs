@@ -1,11 +1,12 @@
 //! What every service binary does the same way.
 //!
 //! - [`config`]: configuration layered from defaults, a TOML file, the environment and
-//!   command-line flags.
+//!   command-line flags ([`flags`]).
 //! - [`logging`]: the tracing subscriber.
 //! - [`shutdown`]: the SIGTERM / Ctrl-C signal.
 
 pub mod config;
+pub mod flags;
 pub mod logging;
 pub mod shutdown;
 

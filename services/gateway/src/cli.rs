@@ -1,11 +1,10 @@
 //! The `gateway` command line: `gateway [serve]` runs the gateway, `gateway token`
 //! mints a client token for local use.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use common::flags::{ServiceFlags, UrlOverride};
 use serde::Serialize;
 
 use crate::GatewayConfig;
@@ -18,7 +17,8 @@ use crate::auth::{Claims, mint};
     about = "Signaling gateway of the WebRTC signaling cluster.",
     long_about = "Signaling gateway of the WebRTC signaling cluster.\n\n\
         With no Redis URL it runs embedded: in-memory bus, room service in this process, \
-        anonymous access unless auth.jwt_secret is set. Settings come from defaults, then \
+        anonymous access unless auth.jwt_secret is set. Settings come from defaults \
+        (listen 127.0.0.1:8080), then \
         --config, then GATEWAY_CONFIG_TOML, then GATEWAY_* variables (GATEWAY_REDIS__URL \
         sets redis.url), then these flags; docs/configuration.md lists them all."
 )]
@@ -32,24 +32,11 @@ pub struct Cli {
 /// Settings that can be given as flags; each overrides the setting of the same name.
 #[derive(Debug, Args)]
 pub struct Flags {
-    /// TOML configuration file.
-    #[arg(long, global = true, env = "GATEWAY_CONFIG_FILE")]
-    pub config: Option<PathBuf>,
-    /// HTTP listen address (`listen`) [default: 127.0.0.1:8080].
-    #[arg(long)]
-    pub listen: Option<SocketAddr>,
-    /// Redis URL (`redis.url`); turns on cluster mode.
-    #[arg(long)]
-    pub redis_url: Option<String>,
+    #[command(flatten)]
+    pub service: ServiceFlags,
     /// gRPC URL of a separate room service (`room_service.url`).
     #[arg(long)]
     pub room_service_url: Option<String>,
-    /// This node's id (`node_id`) [default: gw-<random>].
-    #[arg(long)]
-    pub node_id: Option<String>,
-    /// Log JSON lines (`log_json`).
-    #[arg(long)]
-    pub log_json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,36 +66,22 @@ pub struct TokenArgs {
 /// The flags that were given, in the shape of the configuration.
 #[derive(Serialize)]
 struct Overrides {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    listen: Option<SocketAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    node_id: Option<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    log_json: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    redis: Option<UrlOverride>,
+    #[serde(flatten)]
+    service: common::flags::Overrides,
     #[serde(skip_serializing_if = "Option::is_none")]
     room_service: Option<UrlOverride>,
-}
-
-#[derive(Serialize)]
-struct UrlOverride {
-    url: String,
 }
 
 impl Flags {
     /// The configuration from every source, flags last.
     pub fn load_config(&self) -> anyhow::Result<GatewayConfig> {
         let overrides = Overrides {
-            listen: self.listen,
-            node_id: self.node_id.clone(),
-            log_json: self.log_json,
-            redis: self.redis_url.clone().map(|url| UrlOverride { url }),
+            service: self.service.overrides(),
             room_service: self.room_service_url.clone().map(|url| UrlOverride { url }),
         };
         common::config::load(common::config::Sources {
             env_prefix: GatewayConfig::ENV_PREFIX,
-            file: self.config.as_deref(),
+            file: self.service.config.as_deref(),
             flags: overrides,
         })
     }

@@ -10,7 +10,7 @@ use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use protocol::CloseCode;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, interval_at};
+use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use crate::outbound::{Closer, Frame};
 
@@ -24,6 +24,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// its queue fills, it is cut off, and the blocked write is abandoned.
 pub async fn run(mut sink: Sink, mut queue: mpsc::Receiver<Frame>, closer: Arc<Closer>, ping_every: Duration) {
     let mut ping = interval_at(Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let written = tokio::select! {
             biased;

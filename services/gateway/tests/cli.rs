@@ -7,7 +7,9 @@ use gateway::auth::Authenticator;
 
 fn gateway() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
-    command.env_remove("GATEWAY_AUTH__JWT_SECRET").env_remove("GATEWAY_REDIS__URL");
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("GATEWAY_")) {
+        command.env_remove(key);
+    }
     command
 }
 
@@ -54,4 +56,23 @@ fn unknown_settings_and_bad_modes_fail_at_start() {
         gateway().args(["--redis-url", "redis://127.0.0.1:1"]).env("GATEWAY_AUTH__ANONYMOUS", "true").output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("anonymous is only allowed in embedded mode"));
+}
+
+#[test]
+fn the_config_file_may_come_from_the_environment() {
+    let dir = std::env::temp_dir().join(format!("gateway-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gateway.toml");
+    std::fs::write(&file, "[auth]\njwt_secret = \"from-file\"\n").unwrap();
+    let output = gateway()
+        .args(["token", "--identity", "bob", "--room", "*"])
+        .env("GATEWAY_CONFIG_FILE", &file)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut config = GatewayConfig::default();
+    config.auth.jwt_secret = Some("from-file".into());
+    let token = String::from_utf8(output.stdout).unwrap();
+    assert!(Authenticator::new(&config.auth, false).authenticate(Some(token.trim())).unwrap().may_join("any"));
+    std::fs::remove_dir_all(dir).unwrap();
 }

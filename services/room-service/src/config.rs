@@ -3,7 +3,6 @@
 //! docs/configuration.md lists every setting.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use bus::RedisConfig;
 use clap::Parser;
@@ -40,59 +39,30 @@ impl Default for RoomServiceConfig {
     }
 }
 
-/// Command-line flags. Each overrides the setting of the same name.
+/// Command-line flags.
 #[derive(Debug, Parser)]
-#[command(name = "room-service", version, about = "The signaling cluster's room service (gRPC).")]
+#[command(
+    name = "room-service",
+    version,
+    about = "The signaling cluster's room service (gRPC). Needs Redis.",
+    long_about = "The signaling cluster's room service (gRPC). Needs Redis.\n\n\
+        Settings come from defaults (listen 127.0.0.1:7070), then --config, then \
+        ROOM_SERVICE_CONFIG_TOML, then ROOM_SERVICE_* variables (ROOM_SERVICE_REDIS__URL \
+        sets redis.url), then these flags; docs/configuration.md lists them all."
+)]
 pub struct Flags {
-    /// TOML configuration file.
-    #[arg(long, env = "ROOM_SERVICE_CONFIG_FILE")]
-    pub config: Option<PathBuf>,
-    /// gRPC listen address [default: 127.0.0.1:7070].
-    #[arg(long)]
-    pub listen: Option<SocketAddr>,
-    /// Redis URL, e.g. redis://127.0.0.1:6379.
-    #[arg(long)]
-    pub redis_url: Option<String>,
-    /// This node's id [default: rs-<random>].
-    #[arg(long)]
-    pub node_id: Option<String>,
-    /// Log JSON lines.
-    #[arg(long)]
-    pub log_json: bool,
-}
-
-/// The flags that were given, in the shape of the configuration.
-#[derive(Serialize)]
-struct Overrides {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    listen: Option<SocketAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    node_id: Option<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    log_json: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    redis: Option<RedisOverrides>,
-}
-
-#[derive(Serialize)]
-struct RedisOverrides {
-    url: String,
+    #[command(flatten)]
+    pub service: common::flags::ServiceFlags,
 }
 
 impl RoomServiceConfig {
     pub const ENV_PREFIX: &str = "ROOM_SERVICE_";
 
     pub fn load(flags: &Flags) -> anyhow::Result<Self> {
-        let overrides = Overrides {
-            listen: flags.listen,
-            node_id: flags.node_id.clone(),
-            log_json: flags.log_json,
-            redis: flags.redis_url.clone().map(|url| RedisOverrides { url }),
-        };
         let config: Self = common::config::load(common::config::Sources {
             env_prefix: Self::ENV_PREFIX,
-            file: flags.config.as_deref(),
-            flags: overrides,
+            file: flags.service.config.as_deref(),
+            flags: flags.service.overrides(),
         })?;
         config.validate()?;
         Ok(config)

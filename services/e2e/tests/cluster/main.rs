@@ -35,5 +35,6 @@ mod mesh;
 mod negotiation;
 mod probes;
 mod processes;
+mod routing;
 mod server_api;
 mod slow_consumer;
