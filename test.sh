@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine too: installs what is missing
-# (redis-server; the tests start their own on free loopback ports), then checks
-# formatting and lints, and runs every test of the workspace.
+# (redis-server, and Chromium with ChromeDriver for the browser tests; the tests start
+# their own instances), then checks formatting and lints, builds once, and runs every
+# test of the workspace, including the optional Rust WebRTC peer (--all-features).
+#
+# The tests run in a fresh network namespace with only loopback up when the machine
+# allows it (unshare), so that ICE in the browsers can only use 127.0.0.1 and nothing
+# reaches outside; otherwise they run as they are.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,14 +20,27 @@ apt_install() {
 }
 
 have cargo || { echo "cargo is missing: install Rust (https://rustup.rs) first" >&2; exit 1; }
-if ! have redis-server; then
-    echo "installing redis-server (the tests start their own instances)"
-    apt_install redis-server
+missing=()
+have redis-server || missing+=(redis-server)
+have chromium || missing+=(chromium)
+have chromedriver || missing+=(chromium-driver)
+have ip || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    apt_install "${missing[@]}"
 fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     rustup component add rustfmt clippy
 fi
 
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+cargo test --workspace --all-features --locked --no-run
+
+run_tests='cargo test --workspace --all-features --locked --offline'
+if unshare --net --map-root-user true 2>/dev/null; then
+    echo "running the tests in a network namespace with only loopback"
+    exec unshare --net --map-root-user sh -c "ip link set lo up && exec $run_tests"
+fi
+echo "unshare is not permitted here: running the tests in the host's network"
+exec sh -c "$run_tests"

@@ -20,7 +20,8 @@
 //!   or, when the bus fails or a node falls too far behind, not at all. Losses are
 //!   logged; nothing is retried by the bus itself.
 //! - `subscribe` returns once the subscription is active: anything published after it
-//!   returns reaches this node.
+//!   returns reaches this node. (The gateway's joins depend on it; fred's own
+//!   `subscribe` does not promise it, see `RedisBus::subscribe`.)
 //! - A node receives its own publications too (callers that already delivered them
 //!   locally skip them by origin).
 

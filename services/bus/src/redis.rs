@@ -170,7 +170,13 @@ impl Bus for RedisBus {
     }
 
     async fn subscribe(&self, room: &str) -> Result<(), BusError> {
-        self.subscriber.subscribe(self.keys.room_channel(room)).await.map_err(unavailable)
+        self.subscriber.subscribe(self.keys.room_channel(room)).await.map_err(unavailable)?;
+        // fred answers SUBSCRIBE as soon as it has queued the command, before Redis has
+        // seen it, so a publish right after could still miss this node. Redis answers
+        // one connection's commands in order: once a PING sent after the SUBSCRIBE on
+        // the same connection is answered, the subscription is in effect.
+        let _: Value = self.subscriber.ping(None).await.map_err(unavailable)?;
+        Ok(())
     }
 
     async fn unsubscribe(&self, room: &str) -> Result<(), BusError> {

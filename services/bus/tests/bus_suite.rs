@@ -73,6 +73,33 @@ async fn publish_200(node: &impl Bus, origin: &str) {
     }
 }
 
+/// The contract the gateway's joins rely on: once `subscribe` returns, a publish from
+/// any other connection reaches this node. 300 fresh rooms, each published to by the
+/// other node right after the subscription returned.
+async fn subscribe_is_active_when_it_returns(a: (impl Bus, Incoming), b: (impl Bus, Incoming)) {
+    let ((a, mut a_in), (b, _b_in)) = (a, b);
+    for room in 0..300 {
+        let room = format!("fresh-{room}");
+        a.subscribe(&room).await.unwrap();
+        b.publish(&room, Bytes::from(room.clone())).await.unwrap();
+        assert_eq!(next(&mut a_in).await, room, "the publish right after subscribe arrived");
+        a.unsubscribe(&room).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn memory_subscribe_is_active_when_it_returns() {
+    let (a, b) = pair_memory().await;
+    subscribe_is_active_when_it_returns(a, b).await;
+}
+
+#[tokio::test]
+async fn redis_subscribe_is_active_when_it_returns() {
+    let server = RedisServer::start().await;
+    let (a, b) = pair_redis(&server).await;
+    subscribe_is_active_when_it_returns(a, b).await;
+}
+
 #[tokio::test]
 async fn memory_delivers_only_subscribed_rooms() {
     let (a, b) = pair_memory().await;

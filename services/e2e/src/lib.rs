@@ -5,10 +5,14 @@
 //! - [`TestCluster`]: gateways and room service in the test's process (fast to start,
 //!   easy to configure), Redis as a child process.
 //! - [`processes`]: the real `gateway` and `room-service` binaries as child processes.
+//! - [`browser`]: headless Chromium over WebDriver, showing the demo app.
+//! - [`tls_proxy`]: a TLS-terminating proxy, for pages served over https/wss.
 //! - [`expect`]: assertions on what a client receives.
 
+pub mod browser;
 pub mod expect;
 pub mod processes;
+pub mod tls_proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -108,13 +112,25 @@ impl TestCluster {
     }
 
     pub fn http_url(&self, index: usize) -> String {
-        format!("http://{}", self.gateways[index % self.gateways.len()].addr)
+        format!("http://{}", self.gateway_addr(index))
+    }
+
+    pub fn gateway_addr(&self, index: usize) -> SocketAddr {
+        self.gateways[index % self.gateways.len()].addr
     }
 
     /// A token for `identity` granting `rooms`, valid for an hour.
     pub fn token(&self, identity: &str, rooms: &[&str]) -> String {
         let rooms = rooms.iter().map(|room| room.to_string()).collect();
         mint(SECRET, &Claims::new(identity, rooms, Duration::from_secs(3600)))
+    }
+
+    /// Like [`TestCluster::token`], with a display name.
+    pub fn token_named(&self, identity: &str, name: &str, rooms: &[&str]) -> String {
+        let rooms = rooms.iter().map(|room| room.to_string()).collect();
+        let mut claims = Claims::new(identity, rooms, Duration::from_secs(3600));
+        claims.name = Some(name.to_string());
+        mint(SECRET, &claims)
     }
 
     /// A client of gateway `index` authenticated as `identity` with access to `rooms`.

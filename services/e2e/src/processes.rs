@@ -66,12 +66,32 @@ impl ServiceProcess {
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running child has a pid");
-        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-        assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        signal(pid, libc::SIGTERM);
         tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await
             .expect("exit within 20 s of SIGTERM")
             .expect("wait for the child")
+    }
+}
+
+/// Sends `signal` to one process.
+pub fn signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+    assert!(pid > 1, "refusing to signal pid {pid}");
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let result = unsafe { libc::kill(pid, signal) };
+    assert_eq!(result, 0, "kill({pid}, {signal}): {}", std::io::Error::last_os_error());
+}
+
+/// Sends SIGKILL to the process group led by `leader` (a child started with
+/// `process_group(0)`). Called directly rather than through the `kill` command, whose
+/// procps version reads `-KILL -12345` as `kill(-1, SIGKILL)`: every process there is.
+pub fn kill_group(leader: u32) {
+    let Ok(group) = libc::pid_t::try_from(leader) else { return };
+    if group > 1 {
+        // SAFETY: kill(2) has no memory-safety preconditions; a negative pid names a
+        // process group, and `group > 1` rules out "every process" (-1).
+        unsafe { libc::kill(-group, libc::SIGKILL) };
     }
 }
 

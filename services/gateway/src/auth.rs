@@ -86,13 +86,17 @@ pub enum AuthError {
     Malformed(String),
     #[error("the token's claims are invalid: {0}")]
     InvalidClaims(String),
-    #[error("this gateway accepts only anonymous connections (no auth.jwt_secret is configured)")]
-    NoSecret,
 }
 
 /// Checks tokens against the configured secret.
 pub struct Authenticator {
-    key: Option<DecodingKey>,
+    /// The configured secret's key, then, while anonymous access is on, the key of
+    /// this process's development secret.
+    keys: Vec<DecodingKey>,
+    /// A random secret made at start-up for development tokens, only while anonymous
+    /// access is on. Never the configured secret: development tokens must not be valid
+    /// anywhere else.
+    dev_secret: Option<String>,
     validation: Validation,
     anonymous: bool,
 }
@@ -102,12 +106,25 @@ impl Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = config.leeway.as_secs();
         validation.validate_nbf = true;
-        let key = config.jwt_secret.as_deref().map(|secret| DecodingKey::from_secret(secret.as_bytes()));
-        Self { key, validation, anonymous }
+        let dev_secret = anonymous.then(|| format!("dev-{:032x}", rand::random::<u128>()));
+        let keys = config
+            .jwt_secret
+            .iter()
+            .chain(dev_secret.iter())
+            .map(|secret| DecodingKey::from_secret(secret.as_bytes()))
+            .collect();
+        Self { keys, dev_secret, validation, anonymous }
     }
 
     pub fn anonymous_allowed(&self) -> bool {
         self.anonymous
+    }
+
+    /// A token for development use, only while anonymous access is on (then anyone may
+    /// connect and join any room anyway, so this grants nothing new). It is signed with
+    /// this process's development secret and is valid on this gateway only.
+    pub fn mint_dev_token(&self, claims: &Claims) -> Option<String> {
+        self.dev_secret.as_deref().map(|secret| mint(secret, claims))
     }
 
     /// Authenticates a connection from the token it presented, if any.
@@ -115,19 +132,28 @@ impl Authenticator {
         let Some(token) = token.filter(|token| !token.is_empty()) else {
             return if self.anonymous { Ok(anonymous_identity()) } else { Err(AuthError::Missing) };
         };
-        let key = self.key.as_ref().ok_or(AuthError::NoSecret)?;
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
-            .map_err(|error| match error.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => AuthError::BadSignature,
-                ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) | ErrorKind::Json(_) => {
-                    AuthError::InvalidClaims(error.to_string())
-                }
-                _ => AuthError::Malformed(error.to_string()),
-            })?
-            .claims;
-        identity_from(claims)
+        // The signature is checked before the claims, so only the key that signed the
+        // token can report anything but a bad signature.
+        let mut outcome = Err(AuthError::BadSignature);
+        for key in &self.keys {
+            outcome = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| auth_error(&e));
+            if !matches!(outcome, Err(AuthError::BadSignature)) {
+                break;
+            }
+        }
+        identity_from(outcome?.claims)
+    }
+}
+
+fn auth_error(error: &jsonwebtoken::errors::Error) -> AuthError {
+    match error.kind() {
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => AuthError::BadSignature,
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) | ErrorKind::Json(_) => {
+            AuthError::InvalidClaims(error.to_string())
+        }
+        _ => AuthError::Malformed(error.to_string()),
     }
 }
 
@@ -204,7 +230,22 @@ mod tests {
         let identity = authenticator(true).authenticate(None).unwrap();
         assert!(identity.identity.starts_with("anon-"));
         assert!(identity.may_join("anything"));
-        let no_secret = Authenticator::new(&AuthConfig::default(), true);
-        assert_eq!(no_secret.authenticate(Some("a.b.c")), Err(AuthError::NoSecret));
+        let dev = Authenticator::new(&AuthConfig::default(), true);
+        let claims = Claims::new("dev", vec!["r".into()], Duration::from_secs(60));
+        let token = dev.mint_dev_token(&claims).unwrap();
+        assert_eq!(dev.authenticate(Some(&token)).unwrap().identity, "dev", "dev tokens are accepted");
+        assert!(authenticator(false).mint_dev_token(&claims).is_none());
+    }
+
+    #[test]
+    fn development_tokens_are_never_signed_with_the_configured_secret() {
+        let both = authenticator(true);
+        let dev_token = both.mint_dev_token(&Claims::new("dev", vec!["r".into()], Duration::from_secs(60))).unwrap();
+        assert_eq!(both.authenticate(Some(&dev_token)).unwrap().identity, "dev");
+        assert_eq!(authenticator(false).authenticate(Some(&dev_token)), Err(AuthError::BadSignature));
+        let real = mint(SECRET, &Claims::new("real", vec!["r".into()], Duration::from_secs(60)));
+        assert_eq!(both.authenticate(Some(&real)).unwrap().identity, "real", "configured tokens still work");
+        let expired = mint(SECRET, &Claims { exp: unix_now() - 60, ..Claims::new("late", vec![], Duration::ZERO) });
+        assert_eq!(both.authenticate(Some(&expired)), Err(AuthError::Expired), "not masked by the second key");
     }
 }

@@ -26,11 +26,15 @@ pub struct GatewayConfig {
     pub node_id: Option<String>,
     /// Log one JSON object per line instead of text.
     pub log_json: bool,
+    /// Serve the demo app at `/` (the SDK at `/sdk/signal.js` is always served).
+    pub demo_page: bool,
     pub ws: WsConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     /// STUN/TURN servers handed to clients in `welcome`, as WebRTC `RTCIceServer`s.
     pub ice_servers: Vec<IceServer>,
+    /// A TURN server sharing a secret with the gateways (coturn's `use-auth-secret`).
+    pub turn: TurnConfig,
     pub room_service: RoomServiceClientConfig,
     /// Room policy, used when the room service runs in this process.
     pub rooms: RoomsConfig,
@@ -44,10 +48,12 @@ impl Default for GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             node_id: None,
             log_json: false,
+            demo_page: true,
             ws: WsConfig::default(),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
             ice_servers: Vec::new(),
+            turn: TurnConfig::default(),
             room_service: RoomServiceClientConfig::default(),
             rooms: RoomsConfig::default(),
             redis: RedisConfig::default(),
@@ -132,6 +138,27 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self { jwt_secret: None, anonymous: None, leeway: Duration::from_secs(5) }
+    }
+}
+
+/// TURN with credentials minted per connection (coturn's TURN REST API scheme, see
+/// `turn.rs`). With `secret` set, every `welcome` carries a TURN entry for `urls` with a
+/// username and credential valid for `ttl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnConfig {
+    /// The secret shared with the TURN server (coturn's `static-auth-secret`).
+    pub secret: Option<String>,
+    /// TURN URLs, e.g. `turn:turn.example.org:3478?transport=udp`, `turns:…:5349`.
+    pub urls: Vec<String>,
+    /// How long a credential stays valid.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        Self { secret: None, urls: Vec::new(), ttl: Duration::from_secs(24 * 3600) }
     }
 }
 
@@ -226,6 +253,10 @@ impl GatewayConfig {
         anyhow::ensure!(self.rooms.default_capacity >= 1, "rooms.default_capacity must be at least 1");
         for server in &self.ice_servers {
             anyhow::ensure!(!server.urls.is_empty(), "every ice_servers entry needs at least one URL");
+        }
+        if self.turn.secret.is_some() {
+            anyhow::ensure!(!self.turn.urls.is_empty(), "turn.secret is set but turn.urls is empty");
+            anyhow::ensure!(self.turn.ttl.as_secs() >= 60, "turn.ttl must be at least 1m");
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use crate::outbound::PeerSender;
 use crate::registry::PeerId;
 use crate::render;
 use crate::session::Session;
-use crate::writer;
+use crate::{turn, writer};
 
 /// Serves one upgraded socket until it closes. `url_token` is the `token` query
 /// parameter of the upgrade request, if any.
@@ -81,13 +81,15 @@ async fn authenticate(
 }
 
 fn welcome(gateway: &Gateway, peer_id: &str, identity: &Identity) -> ServerMessage {
+    let mut ice_servers = gateway.config.ice_servers.clone();
+    ice_servers.extend(turn::ice_server(&gateway.config.turn, &identity.identity));
     ServerMessage::Welcome(Welcome {
         peer_id: peer_id.to_string(),
         identity: identity.identity.clone(),
         name: identity.name.clone(),
         protocol: protocol::PROTOCOL_VERSION,
         server: ServerInfo { version: env!("CARGO_PKG_VERSION").to_string(), node: gateway.node_id.to_string() },
-        ice_servers: gateway.config.ice_servers.clone(),
+        ice_servers,
         limits: Limits {
             max_message_bytes: gateway.config.ws.max_message_bytes,
             max_rooms: gateway.config.limits.max_rooms_per_connection,

@@ -1,4 +1,5 @@
-//! The HTTP face of the gateway: the WebSocket endpoint and the probes.
+//! The HTTP face of the gateway: the WebSocket endpoint, the probes, and the browser
+//! files of [`web`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::{Gateway, connection};
+use crate::{Gateway, connection, web};
 
 /// Deadline of each dependency check behind `/readyz`.
 const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -20,6 +21,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/ws", get(upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(web::routes(&gateway))
         .with_state(gateway)
 }
 

@@ -2,7 +2,8 @@
 //! messages to peers on this node directly and to peers on other nodes over the bus.
 //!
 //! Layout, in the order a message meets them:
-//! - [`http`]: `/ws`, `/healthz`, `/readyz`.
+//! - [`http`]: `/ws`, `/healthz`, `/readyz`; [`web`]: the JavaScript SDK, the demo app
+//!   and the development token endpoint.
 //! - [`connection`]: one socket from upgrade to close; [`auth`] checks its token.
 //! - [`session`]: reads a client's requests in order; [`requests`] handles them.
 //! - [`registry`]: local peers, their rooms, and each room's cluster-wide membership.
@@ -11,6 +12,7 @@
 //! - [`outbound`] and [`writer`]: a client's bounded queue and the task draining it.
 //! - [`render`]: the JSON frames pushed to clients.
 //! - [`room_api`]: the room service, in-process or over gRPC.
+//! - [`turn`]: short-lived TURN credentials for `welcome`.
 //! - [`node`]: assembles all of it for the configured mode; [`config`] says which.
 
 pub mod auth;
@@ -27,6 +29,8 @@ pub mod requests;
 pub mod room_api;
 pub mod session;
 pub mod subscriptions;
+pub mod turn;
+pub mod web;
 pub mod writer;
 
 pub use config::GatewayConfig;
