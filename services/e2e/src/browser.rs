@@ -114,8 +114,15 @@ impl Drop for Browsers {
 }
 
 fn executable(variable: &str, candidates: &[&str]) -> PathBuf {
-    if let Ok(path) = std::env::var(variable) {
-        return PathBuf::from(path);
+    find_executable(variable, std::env::var_os(variable).map(PathBuf::from), candidates)
+}
+
+/// The override if given, else the first candidate that exists; panics saying how to
+/// install the browser otherwise.
+pub fn find_executable(variable: &str, override_path: Option<PathBuf>, candidates: &[&str]) -> PathBuf {
+    if let Some(path) = override_path {
+        assert!(path.exists(), "{variable}={} does not exist", path.display());
+        return path;
     }
     candidates.iter().map(Path::new).find(|path| path.exists()).map(Path::to_path_buf).unwrap_or_else(|| {
         panic!(

@@ -46,3 +46,10 @@ async fn development_tokens_exist_only_while_anonymous_access_is_on() {
     assert_eq!(http_get(&embedded.http_url(0), "/dev/token?room=bad%7Bname%7D").await.0, 400);
     embedded.shutdown().await;
 }
+
+/// Without Chromium the browser tests fail at once, saying what to install.
+#[test]
+#[should_panic(expected = "install Debian's chromium and chromium-driver packages")]
+fn a_missing_browser_is_reported_clearly() {
+    e2e::browser::find_executable("CHROMIUM", None, &["/nonexistent/chromium"]);
+}

@@ -10,6 +10,7 @@ pub use e2e::TestCluster;
 mod call;
 mod embedded;
 mod mesh;
+mod reconnect;
 
 use std::time::Duration;
 

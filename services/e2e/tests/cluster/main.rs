@@ -38,3 +38,4 @@ mod processes;
 mod routing;
 mod server_api;
 mod slow_consumer;
+mod welcome;
