@@ -319,7 +319,17 @@ export class PeerLink extends EventTarget {
     this._incoming = Promise.resolve(); // signals are applied one at a time, in order
     // Counters for debugging a negotiation: signals sent and received by kind, offers
     // ignored in glare, candidates buffered, added and refused.
-    this.stats = { sent: {}, received: {}, ignoredOffers: 0, earlyCandidates: 0, candidatesAdded: 0, candidatesFailed: 0 };
+    // connectedAfterMs: from this link's creation to its first `connected`.
+    this.stats = {
+      sent: {},
+      received: {},
+      ignoredOffers: 0,
+      earlyCandidates: 0,
+      candidatesAdded: 0,
+      candidatesFailed: 0,
+      connectedAfterMs: null,
+    };
+    this._createdAt = performance.now();
 
     // Both sides of a new link want to negotiate at once (each adds its tracks). Perfect
     // negotiation resolves that glare, but Chromium then leaves the polite side's ICE
@@ -351,7 +361,12 @@ export class PeerLink extends EventTarget {
       if (!this.polite) this.pc.restartIce();
       else setTimeout(() => this.pc.iceConnectionState === 'failed' && !this.closed && this.pc.restartIce(), POLITE_WAIT_MS);
     };
-    this.pc.onconnectionstatechange = () => this._emit('state', this.pc.connectionState);
+    this.pc.onconnectionstatechange = () => {
+      if (this.pc.connectionState === 'connected' && this.stats.connectedAfterMs === null) {
+        this.stats.connectedAfterMs = Math.round(performance.now() - this._createdAt);
+      }
+      this._emit('state', this.pc.connectionState);
+    };
     this.pc.ontrack = ({ track, streams }) => this._emit('track', { track, streams });
   }
 

@@ -27,6 +27,11 @@ async fn two_browsers_on_two_gateways_talk_and_see_each_other() {
         (at_alice["peers"][0]["name"].as_str(), at_bob["peers"][0]["name"].as_str()),
         (Some("Bob"), Some("Alice"))
     );
+    // Reported, not asserted (docs/benchmarks.md): link creation to `connected`.
+    eprintln!(
+        "connected after: alice {} ms, bob {} ms",
+        at_alice["peers"][0]["negotiation"]["connectedAfterMs"], at_bob["peers"][0]["negotiation"]["connectedAfterMs"]
+    );
 
     // A DataChannel message each way.
     assert_eq!(alice.execute("return window.demo.sendChat('hello from alice');").await, Value::from(1));
