@@ -461,7 +461,11 @@ export class PeerLink extends EventTarget {
   async _addEarlyCandidates() {
     const early = this._earlyCandidates;
     this._earlyCandidates = [];
-    for (const candidate of early) await this._addCandidate(candidate);
+    // One refused candidate (say, of a description that was rolled back) must not cost
+    // the others.
+    for (const candidate of early) {
+      await this._addCandidate(candidate).catch((error) => console.warn(`signal.js: early candidate:`, error));
+    }
   }
 
   async _addCandidate(candidate) {
