@@ -10,7 +10,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
 
-pub use cluster_proto::bus::{Broadcast, PeerJoined, PeerLeft, Signal, envelope::Body};
+pub use cluster_proto::bus::{
+    Broadcast, HandoverData, HandoverRequest, PeerJoined, PeerLeft, SequencedFrame, SessionMoved, Signal,
+    envelope::Body,
+};
 
 /// The decoded envelope (the generated protobuf type).
 pub type Envelope = cluster_proto::bus::Envelope;

@@ -26,6 +26,14 @@ impl Keyspace {
         format!("{}room:{{{room}}}", self.prefix)
     }
 
+    /// The pub/sub channel of a topic: a room's, or `<prefix>node:{<node>}`.
+    pub fn channel(&self, topic: crate::Topic<'_>) -> String {
+        match topic {
+            crate::Topic::Room(room) => self.room_channel(room),
+            crate::Topic::Node(node) => format!("{}node:{{{node}}}", self.prefix),
+        }
+    }
+
     /// Hash of peer id -> encoded member: `<prefix>room:{<room>}:members`.
     pub fn members_key(&self, room: &str) -> String {
         format!("{}room:{{{room}}}:members", self.prefix)
@@ -34,6 +42,36 @@ impl Keyspace {
     /// Hash with the room's own fields (creation time): `<prefix>room:{<room>}:info`.
     pub fn info_key(&self, room: &str) -> String {
         format!("{}room:{{{room}}}:info", self.prefix)
+    }
+
+    /// Hash of room member -> gateway node holding it: `<prefix>room:{<room>}:owners`.
+    pub fn owners_key(&self, room: &str) -> String {
+        format!("{}room:{{{room}}}:owners", self.prefix)
+    }
+
+    /// Hash of one session: `<prefix>peer:{<peer>}`.
+    pub fn peer_key(&self, peer: &str) -> String {
+        format!("{}peer:{{{peer}}}", self.prefix)
+    }
+
+    /// Set of a session's rooms: `<prefix>peer:{<peer>}:rooms`.
+    pub fn peer_rooms_key(&self, peer: &str) -> String {
+        format!("{}peer:{{{peer}}}:rooms", self.prefix)
+    }
+
+    /// A node's lease, an expiring key: `<prefix>node:{<node>}:lease`.
+    pub fn node_lease_key(&self, node: &str) -> String {
+        format!("{}node:{{{node}}}:lease", self.prefix)
+    }
+
+    /// Set of the sessions a node holds: `<prefix>node:{<node>}:peers`.
+    pub fn node_peers_key(&self, node: &str) -> String {
+        format!("{}node:{{{node}}}:peers", self.prefix)
+    }
+
+    /// Set of every node that has registered: `<prefix>nodes`.
+    pub fn nodes_key(&self) -> String {
+        format!("{}nodes", self.prefix)
     }
 
     /// The glob that matches every room's info key, for listing rooms with SCAN.
@@ -55,6 +93,7 @@ mod tests {
     fn names_share_the_hash_tag() {
         let keys = Keyspace::new("sb:");
         assert_eq!(keys.room_channel("demo"), "sb:room:{demo}");
+        assert_eq!(keys.channel(crate::Topic::Node("gw-1")), "sb:node:{gw-1}");
         assert_eq!(keys.members_key("demo"), "sb:room:{demo}:members");
         assert_eq!(keys.info_key("demo"), "sb:room:{demo}:info");
         assert_eq!(keys.room_of_info_key("sb:room:{demo}:info"), Some("demo"));

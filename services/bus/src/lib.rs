@@ -1,6 +1,7 @@
 //! The cluster's message bus: how signaling messages travel between nodes.
 //!
-//! Every room has one channel. A gateway subscribes to the channel of each room in
+//! Every room has one channel, and every node one more for control messages addressed
+//! to it (a session handover). A gateway subscribes to the channel of each room in
 //! which it holds at least one member, and publishes there what its clients send to
 //! peers held elsewhere; the room store publishes presence changes there in the same
 //! atomic step that changes membership. No channel carries traffic for more than one
@@ -41,6 +42,15 @@ pub use redis::{RedisBus, RedisConfig};
 /// The stream of encoded envelopes arriving on a node's subscriptions.
 pub type Incoming = tokio::sync::mpsc::Receiver<Bytes>;
 
+/// What a channel carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic<'a> {
+    /// One room's messages: signals, broadcasts, presence.
+    Room(&'a str),
+    /// Control messages for one node (by node id).
+    Node(&'a str),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// The bus cannot be reached or did not answer in time; retryable.
@@ -51,15 +61,15 @@ pub enum BusError {
 /// A node's handle on the message bus. Cheap to share (`Arc<dyn Bus>`).
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    /// Publishes an encoded envelope on `room`'s channel.
-    async fn publish(&self, room: &str, envelope: Bytes) -> Result<(), BusError>;
+    /// Publishes an encoded envelope on a topic's channel.
+    async fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Result<(), BusError>;
 
-    /// Starts receiving `room`'s channel on this node's [`Incoming`] stream. Calling it
-    /// for a room already subscribed is harmless; subscriptions are not counted.
-    async fn subscribe(&self, room: &str) -> Result<(), BusError>;
+    /// Starts receiving a topic's channel on this node's [`Incoming`] stream. Calling it
+    /// for a topic already subscribed is harmless; subscriptions are not counted.
+    async fn subscribe(&self, topic: Topic<'_>) -> Result<(), BusError>;
 
-    /// Stops receiving `room`'s channel.
-    async fn unsubscribe(&self, room: &str) -> Result<(), BusError>;
+    /// Stops receiving a topic's channel.
+    async fn unsubscribe(&self, topic: Topic<'_>) -> Result<(), BusError>;
 
     /// Whether the bus is reachable right now (for readiness probes).
     async fn check(&self) -> Result<(), BusError>;

@@ -9,7 +9,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::{Bus, BusError, Incoming};
+use crate::{Bus, BusError, Incoming, Keyspace, Topic};
+
+/// Channel names inside a hub (which has no prefix to share with anyone).
+fn channel(topic: Topic<'_>) -> String {
+    Keyspace::new("").channel(topic)
+}
 
 /// The shared switchboard of the in-memory bus. Clones share one hub.
 #[derive(Clone, Default)]
@@ -45,14 +50,14 @@ impl MemoryHub {
     /// so that the order of presence events on a channel is the order of the membership
     /// changes; the hub's lock is held while the envelope is queued to every subscriber,
     /// so all of them see one order.
-    pub fn publish_now(&self, room: &str, envelope: Bytes) {
+    pub fn publish_now(&self, topic: Topic<'_>, envelope: Bytes) {
         let state = self.lock();
-        let Some(subscribers) = state.subscribers.get(room) else { return };
+        let Some(subscribers) = state.subscribers.get(&channel(topic)) else { return };
         for node in subscribers {
             if let Some(sender) = state.nodes.get(node)
                 && let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(envelope.clone())
             {
-                tracing::warn!(room, node, "memory bus queue full: envelope dropped");
+                tracing::warn!(?topic, node, "memory bus queue full: envelope dropped");
             }
         }
     }
@@ -78,22 +83,23 @@ impl MemoryBus {
 
 #[async_trait]
 impl Bus for MemoryBus {
-    async fn publish(&self, room: &str, envelope: Bytes) -> Result<(), BusError> {
-        self.hub.publish_now(room, envelope);
+    async fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Result<(), BusError> {
+        self.hub.publish_now(topic, envelope);
         Ok(())
     }
 
-    async fn subscribe(&self, room: &str) -> Result<(), BusError> {
-        self.hub.lock().subscribers.entry(room.to_string()).or_default().insert(self.node);
+    async fn subscribe(&self, topic: Topic<'_>) -> Result<(), BusError> {
+        self.hub.lock().subscribers.entry(channel(topic)).or_default().insert(self.node);
         Ok(())
     }
 
-    async fn unsubscribe(&self, room: &str) -> Result<(), BusError> {
+    async fn unsubscribe(&self, topic: Topic<'_>) -> Result<(), BusError> {
         let mut state = self.hub.lock();
-        if let Some(nodes) = state.subscribers.get_mut(room) {
+        let channel = channel(topic);
+        if let Some(nodes) = state.subscribers.get_mut(&channel) {
             nodes.remove(&self.node);
             if nodes.is_empty() {
-                state.subscribers.remove(room);
+                state.subscribers.remove(&channel);
             }
         }
         Ok(())

@@ -19,7 +19,7 @@ use fred::types::{Builder, Value};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 
-use crate::{Bus, BusError, Incoming, Keyspace};
+use crate::{Bus, BusError, Incoming, Keyspace, Topic};
 
 /// How to reach Redis. Shared by the gateway and the room service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,15 +162,15 @@ async fn forward_messages(
 
 #[async_trait]
 impl Bus for RedisBus {
-    async fn publish(&self, room: &str, envelope: Bytes) -> Result<(), BusError> {
+    async fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Result<(), BusError> {
         // The receiver count PUBLISH returns is not a delivery count (in Redis Cluster it
         // is 0 even when delivered), so it is ignored.
-        let _: Value = self.publisher.publish(self.keys.room_channel(room), envelope).await.map_err(unavailable)?;
+        let _: Value = self.publisher.publish(self.keys.channel(topic), envelope).await.map_err(unavailable)?;
         Ok(())
     }
 
-    async fn subscribe(&self, room: &str) -> Result<(), BusError> {
-        self.subscriber.subscribe(self.keys.room_channel(room)).await.map_err(unavailable)?;
+    async fn subscribe(&self, topic: Topic<'_>) -> Result<(), BusError> {
+        self.subscriber.subscribe(self.keys.channel(topic)).await.map_err(unavailable)?;
         // fred answers SUBSCRIBE as soon as it has queued the command, before Redis has
         // seen it, so a publish right after could still miss this node. Redis answers
         // one connection's commands in order: once a PING sent after the SUBSCRIBE on
@@ -179,8 +179,8 @@ impl Bus for RedisBus {
         Ok(())
     }
 
-    async fn unsubscribe(&self, room: &str) -> Result<(), BusError> {
-        self.subscriber.unsubscribe(self.keys.room_channel(room)).await.map_err(unavailable)
+    async fn unsubscribe(&self, topic: Topic<'_>) -> Result<(), BusError> {
+        self.subscriber.unsubscribe(self.keys.channel(topic)).await.map_err(unavailable)
     }
 
     async fn check(&self) -> Result<(), BusError> {

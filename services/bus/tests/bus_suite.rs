@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bus::{Bus, Incoming, MemoryHub, RedisBus, RedisConfig};
+use bus::{Bus, Incoming, MemoryHub, RedisBus, RedisConfig, Topic};
 use bytes::Bytes;
 use testkit::RedisServer;
 
@@ -31,26 +31,26 @@ async fn pair_redis(server: &RedisServer) -> ((RedisBus, Incoming), (RedisBus, I
 /// Subscribed rooms are delivered, unsubscribed ones are not, own publications come back.
 async fn delivers_only_subscribed_rooms(a: (impl Bus, Incoming), b: (impl Bus, Incoming)) {
     let ((a, mut a_in), (b, mut b_in)) = (a, b);
-    b.subscribe("r1").await.unwrap();
-    a.subscribe("r1").await.unwrap();
-    a.publish("r2", Bytes::from_static(b"nobody listens")).await.unwrap();
-    a.publish("r1", Bytes::from_static(b"one")).await.unwrap();
+    b.subscribe(Topic::Room("r1")).await.unwrap();
+    a.subscribe(Topic::Room("r1")).await.unwrap();
+    a.publish(Topic::Room("r2"), Bytes::from_static(b"nobody listens")).await.unwrap();
+    a.publish(Topic::Room("r1"), Bytes::from_static(b"one")).await.unwrap();
     // Had "r2" been delivered it would arrive first: one publisher, one order.
     assert_eq!(next(&mut b_in).await, "one");
     assert_eq!(next(&mut a_in).await, "one", "a node hears its own publications");
 
-    b.unsubscribe("r1").await.unwrap();
-    b.subscribe("r3").await.unwrap();
-    a.publish("r1", Bytes::from_static(b"after unsubscribe")).await.unwrap();
-    a.publish("r3", Bytes::from_static(b"three")).await.unwrap();
+    b.unsubscribe(Topic::Room("r1")).await.unwrap();
+    b.subscribe(Topic::Room("r3")).await.unwrap();
+    a.publish(Topic::Room("r1"), Bytes::from_static(b"after unsubscribe")).await.unwrap();
+    a.publish(Topic::Room("r3"), Bytes::from_static(b"three")).await.unwrap();
     assert_eq!(next(&mut b_in).await, "three");
 }
 
 /// Every subscriber sees one order of the publishes of two publishers.
 async fn one_order_for_all(a: (impl Bus, Incoming), b: (impl Bus, Incoming)) {
     let ((a, mut a_in), (b, mut b_in)) = (a, b);
-    a.subscribe("r").await.unwrap();
-    b.subscribe("r").await.unwrap();
+    a.subscribe(Topic::Room("r")).await.unwrap();
+    b.subscribe(Topic::Room("r")).await.unwrap();
     tokio::join!(publish_200(&a, "a"), publish_200(&b, "b"));
     let mut seen_a = Vec::new();
     let mut seen_b = Vec::new();
@@ -69,7 +69,7 @@ async fn one_order_for_all(a: (impl Bus, Incoming), b: (impl Bus, Incoming)) {
 /// Publishes `<origin>0` .. `<origin>199` one after another, as one publisher task would.
 async fn publish_200(node: &impl Bus, origin: &str) {
     for i in 0..200 {
-        node.publish("r", Bytes::from(format!("{origin}{i}"))).await.unwrap();
+        node.publish(Topic::Room("r"), Bytes::from(format!("{origin}{i}"))).await.unwrap();
     }
 }
 
@@ -80,10 +80,10 @@ async fn subscribe_is_active_when_it_returns(a: (impl Bus, Incoming), b: (impl B
     let ((a, mut a_in), (b, _b_in)) = (a, b);
     for room in 0..300 {
         let room = format!("fresh-{room}");
-        a.subscribe(&room).await.unwrap();
-        b.publish(&room, Bytes::from(room.clone())).await.unwrap();
+        a.subscribe(Topic::Room(&room)).await.unwrap();
+        b.publish(Topic::Room(&room), Bytes::from(room.clone())).await.unwrap();
         assert_eq!(next(&mut a_in).await, room, "the publish right after subscribe arrived");
-        a.unsubscribe(&room).await.unwrap();
+        a.unsubscribe(Topic::Room(&room)).await.unwrap();
     }
 }
 
@@ -132,8 +132,8 @@ async fn redis_one_order_for_all() {
 async fn redis_resubscribes_after_a_restart() {
     let mut server = RedisServer::start().await;
     let (bus, mut incoming) = RedisBus::connect(&redis_config(&server), 1024).await.unwrap();
-    bus.subscribe("r").await.unwrap();
-    bus.publish("r", Bytes::from_static(b"before")).await.unwrap();
+    bus.subscribe(Topic::Room("r")).await.unwrap();
+    bus.publish(Topic::Room("r"), Bytes::from_static(b"before")).await.unwrap();
     assert_eq!(next(&mut incoming).await, "before");
 
     server.restart().await;
@@ -141,7 +141,7 @@ async fn redis_resubscribes_after_a_restart() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         assert!(tokio::time::Instant::now() < deadline, "no publish arrived within 15 s of the restart");
-        if bus.publish("r", Bytes::from_static(b"probe")).await.is_err() {
+        if bus.publish(Topic::Room("r"), Bytes::from_static(b"probe")).await.is_err() {
             continue; // still reconnecting; the failed publish took the command timeout
         }
         if let Ok(Some(arrived)) = tokio::time::timeout(Duration::from_millis(200), incoming.recv()).await {
@@ -158,7 +158,8 @@ async fn redis_reports_unavailable_promptly_while_down() {
     let config = RedisConfig { command_timeout: Duration::from_millis(300), ..redis_config(&server) };
     let (bus, _incoming) = RedisBus::connect(&config, 16).await.unwrap();
     server.kill().await;
-    let outcome = tokio::time::timeout(Duration::from_secs(3), bus.publish("r", Bytes::from_static(b"lost"))).await;
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(3), bus.publish(Topic::Room("r"), Bytes::from_static(b"lost"))).await;
     assert!(matches!(outcome, Ok(Err(bus::BusError::Unavailable(_)))), "{outcome:?}");
     assert!(tokio::time::timeout(Duration::from_secs(3), bus.check()).await.expect("check returns").is_err());
 }

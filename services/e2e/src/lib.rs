@@ -23,6 +23,7 @@ use cluster_proto::room::room_service_client::RoomServiceClient;
 use gateway::GatewayConfig;
 use gateway::auth::{Claims, mint};
 use protocol::client::Client;
+use room_service::sessions::redis::RedisSessionStore;
 use room_service::store::redis::RedisRoomStore;
 use room_service::{Rooms, RoomsConfig};
 use testkit::RedisServer;
@@ -59,12 +60,25 @@ pub struct TestCluster {
     redis: Option<RedisServer>,
 }
 
+/// Logs of the in-process nodes, when `E2E_LOG` holds a filter (e.g.
+/// `E2E_LOG=gateway=debug cargo test -p e2e -- resume`); silent otherwise.
+fn init_logging() {
+    if let Ok(filter) = std::env::var("E2E_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+}
+
 /// The gateway settings every test cluster starts from.
 pub fn base_config() -> GatewayConfig {
+    init_logging();
     let mut config = GatewayConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..GatewayConfig::default() };
     config.auth.jwt_secret = Some(SECRET.into());
     // Tests of clients that never authenticate should not wait the default 10 s.
     config.ws.auth_timeout = Duration::from_secs(2);
+    // Stopping a test cluster drains it; clients that do not resume must not hold that
+    // up for the production defaults (5 s grace, 25 s drain).
+    config.drain.client_grace = Duration::from_millis(200);
+    config.drain.timeout = Duration::from_secs(1);
     config
 }
 
@@ -171,9 +185,15 @@ async fn start_gateway(config: GatewayConfig) -> Node {
     Node { addr, stop: Some(stop), task }
 }
 
+/// How often the test room service's janitor sweeps (the production default is 2 s).
+pub const JANITOR_PERIOD: Duration = Duration::from_millis(250);
+
 async fn start_room_service(redis: &RedisConfig, rooms: RoomsConfig) -> Node {
     let store = RedisRoomStore::connect(redis).await.expect("room store connects to Redis");
+    let sessions = RedisSessionStore::connect(redis).await.expect("session store connects to Redis");
     let rooms = Arc::new(Rooms::new(Arc::new(store), "rs-test", rooms));
+    let janitor = room_service::Janitor::new(rooms.clone(), Arc::new(sessions));
+    tokio::spawn(janitor.run(JANITOR_PERIOD, std::future::pending()));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
     let addr = listener.local_addr().expect("local address");
     let (stop, stopped) = oneshot::channel::<()>();

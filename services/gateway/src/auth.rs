@@ -64,6 +64,21 @@ enum RoomGrants {
 }
 
 impl Identity {
+    /// An identity restored from a session record (a resume).
+    pub fn restore(identity: String, name: Option<String>, grants: Vec<String>) -> Self {
+        let grants =
+            if grants.iter().any(|room| room == ANY_ROOM) { RoomGrants::Any } else { RoomGrants::Only(grants) };
+        Self { identity, name, grants }
+    }
+
+    /// The room grants, as a session record keeps them (`*` for any).
+    pub fn grants(&self) -> Vec<String> {
+        match &self.grants {
+            RoomGrants::Any => vec![ANY_ROOM.to_string()],
+            RoomGrants::Only(rooms) => rooms.clone(),
+        }
+    }
+
     pub fn may_join(&self, room: &str) -> bool {
         match &self.grants {
             RoomGrants::Any => true,

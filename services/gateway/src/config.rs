@@ -40,6 +40,10 @@ pub struct GatewayConfig {
     pub rooms: RoomsConfig,
     pub redis: RedisConfig,
     pub bus: BusConfig,
+    pub session: SessionConfig,
+    pub lease: LeaseConfig,
+    pub drain: DrainConfig,
+    pub janitor: room_service::config::JanitorConfig,
 }
 
 impl Default for GatewayConfig {
@@ -58,6 +62,10 @@ impl Default for GatewayConfig {
             rooms: RoomsConfig::default(),
             redis: RedisConfig::default(),
             bus: BusConfig::default(),
+            session: SessionConfig::default(),
+            lease: LeaseConfig::default(),
+            drain: DrainConfig::default(),
+            janitor: room_service::config::JanitorConfig::default(),
         }
     }
 }
@@ -200,6 +208,73 @@ impl Default for BusConfig {
     }
 }
 
+/// Sessions, resume and replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// How long a session whose connection was lost is kept for a resume. 0 turns resume
+    /// off: a lost connection leaves its rooms at once.
+    #[serde(with = "humantime_serde")]
+    pub resume_window: Duration,
+    /// Unacknowledged messages kept per session for a resume; beyond, the oldest go and
+    /// a resume that needed them reports a gap.
+    pub replay_frames: usize,
+    /// The same bound in bytes.
+    pub replay_bytes: usize,
+    /// How long a resume waits for the session's old gateway to hand over what it kept.
+    #[serde(with = "humantime_serde")]
+    pub handover_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            resume_window: Duration::from_secs(30),
+            replay_frames: 1024,
+            replay_bytes: 256 * 1024,
+            handover_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// The gateway's lease in Redis: while it holds, its sessions are its own; once it
+/// expires (the gateway died or was cut off), the janitor removes them from their rooms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaseConfig {
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub refresh: Duration,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        Self { ttl: Duration::from_secs(10), refresh: Duration::from_secs(2) }
+    }
+}
+
+/// Graceful shutdown (SIGTERM).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrainConfig {
+    /// Longest a draining gateway waits for its clients to resume elsewhere (it hands
+    /// their sessions over) before it ends the rest and exits. Keep Kubernetes'
+    /// terminationGracePeriodSeconds above it.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// After telling a client to reconnect, how long to keep reading what it still sends
+    /// before closing its socket.
+    #[serde(with = "humantime_serde")]
+    pub client_grace: Duration,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(25), client_grace: Duration::from_secs(5) }
+    }
+}
+
 /// Which parts run where, as derived from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -251,6 +326,8 @@ impl GatewayConfig {
             "limits.max_rooms_per_connection must be at least 1"
         );
         anyhow::ensure!(self.rooms.default_capacity >= 1, "rooms.default_capacity must be at least 1");
+        anyhow::ensure!(self.lease.refresh < self.lease.ttl, "lease.refresh must be shorter than lease.ttl");
+        anyhow::ensure!(self.session.replay_frames >= 1, "session.replay_frames must be at least 1");
         for server in &self.ice_servers {
             anyhow::ensure!(!server.urls.is_empty(), "every ice_servers entry needs at least one URL");
         }

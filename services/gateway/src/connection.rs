@@ -1,52 +1,93 @@
-//! One client connection from upgrade to close: authenticate, register, run the
-//! session, leave every room, unregister.
+//! One client connection from upgrade to close: start (authenticate and open a session,
+//! or resume one), run the session, then either keep the session for a resume or end
+//! it.
 
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use protocol::{CloseCode, ErrorCode, Limits, Request, RequestFrame, ServerInfo, ServerMessage, Welcome};
 
 use crate::Gateway;
 use crate::auth::Identity;
+use crate::lifecycle::{self, Attached};
 use crate::outbound::PeerSender;
-use crate::registry::PeerId;
 use crate::render;
-use crate::session::Session;
+use crate::resume::{self, ResumeError};
+use crate::session::{Ending, Session};
 use crate::{turn, writer};
 
-/// Serves one upgraded socket until it closes. `url_token` is the `token` query
-/// parameter of the upgrade request, if any.
-pub async fn serve(gateway: Arc<Gateway>, socket: WebSocket, url_token: Option<String>) {
-    let (mut sink, mut stream) = socket.split();
-    let identity = match authenticate(&gateway, url_token, &mut stream).await {
-        Ok(identity) => identity,
-        Err(message) => {
-            tracing::debug!(%message, "authentication failed");
-            let error = ServerMessage::error(None, ErrorCode::Unauthorized, message);
-            let close =
-                CloseFrame { code: CloseCode::Unauthorized.code(), reason: CloseCode::Unauthorized.reason().into() };
-            let _ = tokio::time::timeout(gateway.config.ws.auth_timeout, async {
-                sink.send(Message::Text(render::message(&error))).await?;
-                sink.send(Message::Close(Some(close))).await
-            })
-            .await;
-            return;
-        }
-    };
+/// What the upgrade request carried.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Handshake {
+    /// A client token (JWT).
+    pub token: Option<String>,
+    /// A resume token from an earlier `welcome` or `resumed`.
+    pub resume: Option<String>,
+    /// With `resume`: the last `seq` the client received.
+    pub last_seq: Option<u64>,
+}
 
-    let peer_id: PeerId = new_peer_id().into();
+/// Serves one upgraded socket until it closes.
+pub async fn serve(gateway: Arc<Gateway>, socket: WebSocket, handshake: Handshake) {
+    let (sink, mut stream) = socket.split();
     let (sender, queue) = PeerSender::new(gateway.config.ws.send_queue);
-    gateway.registry.add_peer(peer_id.clone(), sender.clone());
-    sender.send(render::message(&welcome(&gateway, &peer_id, &identity)));
     let writer = tokio::spawn(writer::run(sink, queue, sender.closer().clone(), gateway.config.ws.ping_interval));
-    tracing::debug!(peer = %peer_id, identity = %identity.identity, "connected");
-
-    let session = Session::new(gateway, peer_id, identity, sender);
-    session.run(&mut stream).await;
-    session.leave_all_rooms().await;
+    let Some(attached) = start(&gateway, handshake, &sender, &mut stream).await else {
+        let _ = writer.await;
+        return;
+    };
+    tracing::debug!(peer = %attached.peer_id, identity = %attached.identity.identity, "connected");
+    let session =
+        Session { gateway: gateway.clone(), peer_id: attached.peer_id.clone(), identity: attached.identity, sender };
+    let ending = session.run(&mut stream).await;
+    lifecycle::socket_ended(&gateway, &attached.peer_id, attached.attachment, ending == Ending::Goodbye).await;
     let _ = writer.await;
-    tracing::debug!(peer = %session.peer_id, "disconnected");
+    tracing::debug!(peer = %attached.peer_id, ?ending, "disconnected");
+}
+
+/// Resumes the session of a resume token, or else opens a new one for a valid client
+/// token, queueing `resumed` or `welcome`. On failure queues an `error` and requests the
+/// close, and returns `None`.
+async fn start(
+    gateway: &Gateway,
+    handshake: Handshake,
+    sender: &PeerSender,
+    stream: &mut SplitStream<WebSocket>,
+) -> Option<Attached> {
+    let refuse = |code: ErrorCode, message: String, close: CloseCode| {
+        tracing::debug!(%code, %message, "connection refused");
+        sender.send(render::message(&ServerMessage::error(None, code, message)));
+        sender.closer().close(close);
+        None
+    };
+    if let Some(token) = handshake.resume.as_deref().filter(|_| gateway.resume_enabled()) {
+        match resume::resume(gateway, token, handshake.last_seq.unwrap_or(0), sender.clone()).await {
+            Ok(attached) => return Some(attached),
+            Err(ResumeError::NoSession(why)) if handshake.token.is_none() => {
+                return refuse(ErrorCode::NotFound, format!("no session to resume: {why}"), CloseCode::ResumeFailed);
+            }
+            Err(ResumeError::NoSession(why)) => tracing::debug!(why, "resume failed; starting a new session"),
+            Err(error @ ResumeError::Unavailable(_)) => {
+                return refuse(ErrorCode::Unavailable, error.to_string(), CloseCode::TryAgainLater);
+            }
+        }
+    }
+    let identity = match authenticate(gateway, handshake.token, stream).await {
+        Ok(identity) => identity,
+        Err(message) => return refuse(ErrorCode::Unauthorized, message, CloseCode::Unauthorized),
+    };
+    match lifecycle::open(gateway, identity, sender.clone()).await {
+        Ok(attached) => {
+            let welcome = welcome(gateway, &attached.peer_id, &attached.identity, attached.resume_token.clone());
+            // The first frame on the socket: nothing of the session can precede it, as
+            // the session is in no room yet.
+            sender.send(render::message(&ServerMessage::Welcome(welcome)));
+            Some(attached)
+        }
+        Err(message) => refuse(ErrorCode::Unavailable, message, CloseCode::TryAgainLater),
+    }
 }
 
 /// The token from the URL, or else from an `auth` message that must come first within
@@ -54,7 +95,7 @@ pub async fn serve(gateway: Arc<Gateway>, socket: WebSocket, url_token: Option<S
 async fn authenticate(
     gateway: &Gateway,
     url_token: Option<String>,
-    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    stream: &mut SplitStream<WebSocket>,
 ) -> Result<Identity, String> {
     if url_token.is_some() || gateway.auth.anonymous_allowed() {
         return gateway.auth.authenticate(url_token.as_deref()).map_err(|e| e.to_string());
@@ -80,10 +121,12 @@ async fn authenticate(
     }
 }
 
-fn welcome(gateway: &Gateway, peer_id: &str, identity: &Identity) -> ServerMessage {
+/// The session as `welcome` (and, inside `resumed`, a resume) describes it.
+pub fn welcome(gateway: &Gateway, peer_id: &str, identity: &Identity, resume_token: Option<String>) -> Welcome {
     let mut ice_servers = gateway.config.ice_servers.clone();
     ice_servers.extend(turn::ice_server(&gateway.config.turn, &identity.identity));
-    ServerMessage::Welcome(Welcome {
+    let resume_window_ms = resume_token.as_ref().map(|_| gateway.config.session.resume_window.as_millis() as u64);
+    Welcome {
         peer_id: peer_id.to_string(),
         identity: identity.identity.clone(),
         name: identity.name.clone(),
@@ -94,11 +137,7 @@ fn welcome(gateway: &Gateway, peer_id: &str, identity: &Identity) -> ServerMessa
             max_message_bytes: gateway.config.ws.max_message_bytes,
             max_rooms: gateway.config.limits.max_rooms_per_connection,
         },
-    })
-}
-
-/// 80 random bits as 20 hex digits: unique across the cluster for all practical
-/// purposes, and unguessable by other peers.
-fn new_peer_id() -> String {
-    format!("{:020x}", rand::random::<u128>() >> 48)
+        resume_token,
+        resume_window_ms,
+    }
 }

@@ -1,26 +1,60 @@
 //! The dispatcher: reads the node's bus subscriptions and hands each envelope to the
-//! registry, which queues frames for local peers without ever waiting on a client.
+//! registry, which queues frames for local peers without ever waiting on a client; the
+//! work it leaves (releasing subscriptions, sending handovers) is spawned.
 
 use std::sync::Arc;
 
-use bus::{Incoming, envelope};
+use bus::envelope::{self, Body};
+use bus::{Incoming, Topic};
 
 use crate::Gateway;
+use crate::registry::Effect;
 
 /// Runs until the bus closes the incoming stream.
 pub async fn run(mut incoming: Incoming, gateway: Arc<Gateway>) {
     while let Some(bytes) = incoming.recv().await {
-        let envelope = match envelope::decode(&bytes) {
+        let mut envelope = match envelope::decode(&bytes) {
             Ok(envelope) => envelope,
             Err(error) => {
                 tracing::warn!(%error, "dropping an undecodable envelope");
                 continue;
             }
         };
-        for room in gateway.registry.dispatch(&gateway.node_id, envelope) {
-            // A peer removed by the server: its subscription reference goes too.
-            let gateway = gateway.clone();
-            tokio::spawn(async move { gateway.subscriptions.release(&room).await });
+        tracing::trace!(room = envelope.room, origin = envelope.origin_node, body = ?envelope.body.as_ref().map(body_kind), "envelope");
+        if let Some(Body::HandoverData(data)) = envelope.body.take_if(|body| matches!(body, Body::HandoverData(_))) {
+            tracing::debug!(peer = data.peer_id, "handover received");
+            gateway.handovers.deliver(data);
+            continue;
         }
+        for effect in gateway.registry.dispatch(envelope) {
+            let gateway = gateway.clone();
+            match effect {
+                Effect::Release(room) => {
+                    tokio::spawn(async move { gateway.subscriptions.release(&room).await });
+                }
+                Effect::HandOver { to, data } => {
+                    tracing::debug!(peer = data.peer_id, to, frames = data.frames.len(), "handing a session over");
+                    tokio::spawn(async move {
+                        let peer = data.peer_id.clone();
+                        let handover = envelope::new("", &gateway.node_id, Body::HandoverData(data));
+                        if let Err(error) = gateway.bus.publish(Topic::Node(&to), envelope::encode(&handover)).await {
+                            tracing::warn!(peer, to, %error, "could not hand a session over");
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn body_kind(body: &Body) -> &'static str {
+    match body {
+        Body::Signal(_) => "signal",
+        Body::Broadcast(_) => "broadcast",
+        Body::PeerJoined(_) => "peer_joined",
+        Body::PeerLeft(_) => "peer_left",
+        Body::SessionMoved(_) => "session_moved",
+        Body::HandoverRequest(_) => "handover_request",
+        Body::HandoverData(_) => "handover_data",
     }
 }

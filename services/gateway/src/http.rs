@@ -9,8 +9,8 @@ use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Deserialize;
 
+use crate::connection::Handshake;
 use crate::{Gateway, connection, web};
 
 /// Deadline of each dependency check behind `/readyz`.
@@ -25,14 +25,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .with_state(gateway)
 }
 
-#[derive(Deserialize)]
-struct WsQuery {
-    token: Option<String>,
-}
-
 async fn upgrade(
     State(gateway): State<Arc<Gateway>>,
-    Query(query): Query<WsQuery>,
+    Query(handshake): Query<Handshake>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if gateway.shutdown.is_cancelled() {
@@ -46,7 +41,7 @@ async fn upgrade(
         .write_buffer_size(ws.write_buffer_bytes)
         .on_upgrade(move |socket| {
             let connections = gateway.connections.clone();
-            connections.track_future(connection::serve(gateway, socket, query.token))
+            connections.track_future(connection::serve(gateway, socket, handshake))
         })
 }
 

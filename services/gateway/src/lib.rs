@@ -5,6 +5,9 @@
 //! - [`http`]: `/ws`, `/healthz`, `/readyz`; [`web`]: the JavaScript SDK, the demo app
 //!   and the development token endpoint.
 //! - [`connection`]: one socket from upgrade to close; [`auth`] checks its token.
+//! - [`lifecycle`]: a session opened, kept while its socket is lost, ended; [`resume`]
+//!   takes it up again, here or from another gateway ([`handovers`]); [`replay`] numbers
+//!   and keeps its messages.
 //! - [`session`]: reads a client's requests in order; [`requests`] handles them.
 //! - [`registry`]: local peers, their rooms, and each room's cluster-wide membership.
 //! - [`subscriptions`]: reference-counted bus subscriptions per room.
@@ -13,19 +16,26 @@
 //! - [`render`]: the JSON frames pushed to clients.
 //! - [`room_api`]: the room service, in-process or over gRPC.
 //! - [`turn`]: short-lived TURN credentials for `welcome`.
-//! - [`node`]: assembles all of it for the configured mode; [`config`] says which.
+//! - [`node`]: assembles all of it for the configured mode; [`config`] says which;
+//!   [`lease`] keeps the node's lease, [`drain`] shuts it down gracefully.
 
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
+pub mod drain;
+pub mod handovers;
 pub mod http;
+pub mod lease;
+pub mod lifecycle;
 pub mod node;
 pub mod outbound;
 pub mod registry;
 pub mod render;
+pub mod replay;
 pub mod requests;
+pub mod resume;
 pub mod room_api;
 pub mod session;
 pub mod subscriptions;

@@ -1,11 +1,13 @@
 //! The gateway node: its parts, assembled for the configured mode, and its run loop.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use bus::{Bus, Incoming, MemoryHub, RedisBus};
+use bus::{Bus, Incoming, MemoryHub, RedisBus, Topic};
 use room_service::Rooms;
+use room_service::sessions::SessionStore;
+use room_service::sessions::memory::MemorySessionStore;
+use room_service::sessions::redis::RedisSessionStore;
 use room_service::store::memory::MemoryRoomStore;
 use room_service::store::redis::RedisRoomStore;
 use tokio::net::TcpListener;
@@ -14,27 +16,31 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::config::{GatewayConfig, Mode};
+use crate::handovers::Handovers;
 use crate::registry::Registry;
+use crate::replay::ReplayLimits;
 use crate::room_api::{GrpcRoomApi, RoomApi};
 use crate::subscriptions::Subscriptions;
-use crate::{dispatch, http};
-
-/// How long a stopping gateway waits for its connections to close and leave their rooms.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::{dispatch, drain, http, lease};
 
 /// Everything a gateway's connections share.
 pub struct Gateway {
     pub config: GatewayConfig,
+    pub mode: Mode,
     pub node_id: Arc<str>,
     pub registry: Registry,
     pub subscriptions: Subscriptions,
     pub bus: Arc<dyn Bus>,
     pub rooms: Arc<dyn RoomApi>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub handovers: Handovers,
     pub auth: Authenticator,
-    /// Fired when the gateway starts shutting down.
+    /// Fired when the gateway starts draining (or shutting down).
     pub shutdown: CancellationToken,
     /// The connection tasks, awaited on shutdown.
     pub connections: TaskTracker,
+    /// The room logic, when it runs in this process over Redis (for the janitor).
+    local_rooms: Option<Arc<Rooms>>,
 }
 
 impl Gateway {
@@ -49,57 +55,92 @@ impl Gateway {
         // that the dispatcher never mistakes them for this gateway's own publications.
         let rooms_node_id = format!("{node_id}-rooms");
         let queue = config.bus.incoming_queue;
-        let (bus, incoming, rooms): (Arc<dyn Bus>, Incoming, Arc<dyn RoomApi>) = match mode {
+        let parts = match mode {
             Mode::Embedded => {
                 let hub = MemoryHub::new();
                 let (bus, incoming) = hub.node(queue);
-                let store = Arc::new(MemoryRoomStore::new(hub));
-                (Arc::new(bus), incoming, Arc::new(Rooms::new(store, rooms_node_id, config.rooms.clone())))
+                let rooms =
+                    Arc::new(Rooms::new(Arc::new(MemoryRoomStore::new(hub)), rooms_node_id, config.rooms.clone()));
+                let sessions: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::new());
+                Parts { bus: Arc::new(bus), incoming, rooms: rooms.clone(), sessions, local_rooms: None }
             }
-            Mode::ClusterWithLocalRooms => {
+            Mode::ClusterWithLocalRooms | Mode::Cluster => {
                 let (bus, incoming) =
                     RedisBus::connect(&config.redis, queue).await.context("connecting the bus to Redis")?;
-                let store =
-                    Arc::new(RedisRoomStore::connect(&config.redis).await.context("connecting the room store")?);
-                (Arc::new(bus), incoming, Arc::new(Rooms::new(store, rooms_node_id, config.rooms.clone())))
-            }
-            Mode::Cluster => {
-                let (bus, incoming) =
-                    RedisBus::connect(&config.redis, queue).await.context("connecting the bus to Redis")?;
-                let service = config.room_service.url.as_deref().expect("cluster mode has a room service URL");
-                let api =
-                    GrpcRoomApi::new(service, config.room_service.api_secret.as_deref(), config.room_service.timeout)?;
-                (Arc::new(bus), incoming, Arc::new(api))
+                let sessions: Arc<dyn SessionStore> =
+                    Arc::new(RedisSessionStore::connect(&config.redis).await.context("connecting the session store")?);
+                let (rooms, local_rooms): (Arc<dyn RoomApi>, _) = if let Some(url) = &config.room_service.url {
+                    let api =
+                        GrpcRoomApi::new(url, config.room_service.api_secret.as_deref(), config.room_service.timeout)?;
+                    (Arc::new(api), None)
+                } else {
+                    let store =
+                        Arc::new(RedisRoomStore::connect(&config.redis).await.context("connecting the room store")?);
+                    let rooms = Arc::new(Rooms::new(store, rooms_node_id, config.rooms.clone()));
+                    (rooms.clone(), Some(rooms))
+                };
+                Parts { bus: Arc::new(bus), incoming, rooms, sessions, local_rooms }
             }
         };
         if anonymous {
             tracing::warn!("anonymous access is ON (development only): anyone can connect and join any room");
         }
         tracing::info!(node_id = %node_id, ?mode, "gateway starting");
+        let replay_limits = ReplayLimits { frames: config.session.replay_frames, bytes: config.session.replay_bytes };
         let gateway = Self {
             auth: Authenticator::new(&config.auth, anonymous),
-            subscriptions: Subscriptions::new(bus.clone()),
-            registry: Registry::default(),
+            subscriptions: Subscriptions::new(parts.bus.clone()),
+            registry: Registry::new(node_id.clone(), replay_limits),
+            handovers: Handovers::default(),
+            mode,
             node_id,
-            bus,
-            rooms,
+            bus: parts.bus,
+            rooms: parts.rooms,
+            sessions: parts.sessions,
+            local_rooms: parts.local_rooms,
             config,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
         };
-        Ok((Arc::new(gateway), incoming))
+        if mode != Mode::Embedded {
+            gateway.sessions.register_node(&gateway.node_id, gateway.config.lease.ttl).await?;
+            gateway.bus.subscribe(Topic::Node(&gateway.node_id)).await?;
+        }
+        Ok((Arc::new(gateway), parts.incoming))
+    }
+
+    /// Whether sessions outlive their connection for a resume.
+    pub fn resume_enabled(&self) -> bool {
+        !self.config.session.resume_window.is_zero()
     }
 }
 
-/// Runs a gateway on `listener` until `shutdown` resolves, then closes every connection
-/// (code 1001, after which each leaves its rooms) and returns.
+struct Parts {
+    bus: Arc<dyn Bus>,
+    incoming: Incoming,
+    rooms: Arc<dyn RoomApi>,
+    sessions: Arc<dyn SessionStore>,
+    local_rooms: Option<Arc<Rooms>>,
+}
+
+/// Runs a gateway on `listener` until `shutdown` resolves, then drains: clients are
+/// told to reconnect elsewhere, their sessions handed over as they resume there, the
+/// rest ended after `drain.timeout`.
 pub async fn run(
     config: GatewayConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (gateway, incoming) = Gateway::start(config).await?;
-    let dispatcher = tokio::spawn(dispatch::run(incoming, gateway.clone()));
+    let mut background = vec![tokio::spawn(dispatch::run(incoming, gateway.clone()))];
+    if gateway.mode != Mode::Embedded {
+        background.push(tokio::spawn(lease::keep(gateway.clone())));
+    }
+    if let Some(rooms) = gateway.local_rooms.clone() {
+        let janitor = room_service::Janitor::new(rooms, gateway.sessions.clone());
+        let (period, stop) = (gateway.config.janitor.period, gateway.shutdown.clone());
+        background.push(tokio::spawn(async move { janitor.run(period, stop.cancelled_owned()).await }));
+    }
     tracing::info!(listen = %listener.local_addr()?, "gateway ready");
     let stop = gateway.shutdown.clone();
     axum::serve(listener, http::router(gateway.clone()))
@@ -108,11 +149,10 @@ pub async fn run(
             stop.cancel();
         })
         .await?;
-    gateway.connections.close();
-    if tokio::time::timeout(SHUTDOWN_TIMEOUT, gateway.connections.wait()).await.is_err() {
-        tracing::warn!(remaining = gateway.connections.len(), "connections still open after the shutdown timeout");
+    drain::finish(&gateway).await;
+    for task in background {
+        task.abort();
     }
-    dispatcher.abort();
     tracing::info!("gateway stopped");
     Ok(())
 }

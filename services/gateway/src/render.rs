@@ -55,7 +55,11 @@ pub fn peer_left(room: &str, peer_id: &str, reason: LeaveReason) -> Frame {
 }
 
 pub fn left(id: Option<RequestId>, room: &str, reason: LeaveReason) -> Frame {
-    message(&ServerMessage::Left { id, room: room.to_string(), reason })
+    message(&left_message(id, room, reason))
+}
+
+pub fn left_message(id: Option<RequestId>, room: &str, reason: LeaveReason) -> ServerMessage {
+    ServerMessage::Left { id, room: room.to_string(), reason }
 }
 
 pub fn message(message: &ServerMessage) -> Frame {

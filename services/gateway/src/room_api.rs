@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cluster_proto::room::room_service_client::RoomServiceClient;
-use cluster_proto::room::{JoinRequest, LeaveReason, LeaveRequest, Member};
+use cluster_proto::room::{JoinRequest, LeaveReason, LeaveRequest, ListMembersRequest, Member, MoveMemberRequest};
 use room_service::RoomError;
 use room_service::Rooms;
 use room_service::store::JoinOutcome;
@@ -20,7 +20,13 @@ use tonic_health::pb::health_client::HealthClient;
 #[async_trait]
 pub trait RoomApi: Send + Sync + 'static {
     async fn join(&self, room: &str, member: Member) -> Result<JoinOutcome, RoomError>;
-    async fn leave(&self, room: &str, peer_id: &str, reason: LeaveReason) -> Result<bool, RoomError>;
+    /// Leaves, only if `owner` holds the member: a gateway only ever removes its own.
+    async fn leave(&self, room: &str, peer_id: &str, owner: &str, reason: LeaveReason) -> Result<bool, RoomError>;
+    /// Takes a member over from gateway `from` (a resume); false if `from` no longer
+    /// holds it.
+    async fn move_member(&self, room: &str, peer_id: &str, from: &str, to: &str) -> Result<bool, RoomError>;
+    /// The members of a room, empty if there is none.
+    async fn members(&self, room: &str) -> Result<Vec<Member>, RoomError>;
     /// Whether the room service (and its store) is reachable, for readiness.
     async fn check(&self) -> Result<(), RoomError>;
 }
@@ -31,8 +37,19 @@ impl RoomApi for Rooms {
         Rooms::join(self, room, member).await
     }
 
-    async fn leave(&self, room: &str, peer_id: &str, reason: LeaveReason) -> Result<bool, RoomError> {
-        Rooms::leave(self, room, peer_id, reason).await
+    async fn leave(&self, room: &str, peer_id: &str, owner: &str, reason: LeaveReason) -> Result<bool, RoomError> {
+        Rooms::leave_if_owner(self, room, peer_id, Some(owner), reason).await
+    }
+
+    async fn move_member(&self, room: &str, peer_id: &str, from: &str, to: &str) -> Result<bool, RoomError> {
+        Rooms::move_member(self, room, peer_id, from, to).await
+    }
+
+    async fn members(&self, room: &str) -> Result<Vec<Member>, RoomError> {
+        match Rooms::members(self, room).await {
+            Err(RoomError::NotFound(_)) => Ok(Vec::new()),
+            other => other,
+        }
     }
 
     async fn check(&self) -> Result<(), RoomError> {
@@ -74,9 +91,33 @@ impl RoomApi for GrpcRoomApi {
         Ok(JoinOutcome { room: response.room.unwrap_or_default(), members: response.members })
     }
 
-    async fn leave(&self, room: &str, peer_id: &str, reason: LeaveReason) -> Result<bool, RoomError> {
-        let request = LeaveRequest { room: room.to_string(), peer_id: peer_id.to_string(), reason: reason as i32 };
+    async fn leave(&self, room: &str, peer_id: &str, owner: &str, reason: LeaveReason) -> Result<bool, RoomError> {
+        let request = LeaveRequest {
+            room: room.to_string(),
+            peer_id: peer_id.to_string(),
+            reason: reason as i32,
+            owner: owner.to_string(),
+        };
         Ok(self.client.clone().leave(request).await?.into_inner().removed)
+    }
+
+    async fn move_member(&self, room: &str, peer_id: &str, from: &str, to: &str) -> Result<bool, RoomError> {
+        let request = MoveMemberRequest {
+            room: room.to_string(),
+            peer_id: peer_id.to_string(),
+            from_node: from.to_string(),
+            to_node: to.to_string(),
+        };
+        Ok(self.client.clone().move_member(request).await?.into_inner().moved)
+    }
+
+    async fn members(&self, room: &str) -> Result<Vec<Member>, RoomError> {
+        let request = ListMembersRequest { room: room.to_string() };
+        match self.client.clone().list_members(request).await {
+            Ok(response) => Ok(response.into_inner().members),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(Vec::new()),
+            Err(status) => Err(status.into()),
+        }
     }
 
     async fn check(&self) -> Result<(), RoomError> {

@@ -8,6 +8,7 @@ use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use protocol::{CloseCode, ErrorCode, Request, RequestFrame, RequestId, ServerMessage};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
 use crate::Gateway;
@@ -24,30 +25,64 @@ pub struct Session {
     pub sender: PeerSender,
 }
 
-impl Session {
-    pub fn new(gateway: Arc<Gateway>, peer_id: PeerId, identity: Identity, sender: PeerSender) -> Self {
-        Self { gateway, peer_id, identity, sender }
-    }
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The client closed with 1000, or broke the protocol (1002, 1007, 1009): the
+    /// session ends.
+    Goodbye,
+    /// Anything else (lost, cut off for reading too slowly, idle, moved, told to
+    /// reconnect): the session is kept for a resume.
+    Lost,
+}
 
-    /// Reads and handles requests until the client leaves, is cut off, idles out or the
-    /// gateway shuts down. On return a close code has been requested.
-    pub async fn run(&self, stream: &mut SplitStream<WebSocket>) {
+impl Ending {
+    /// A server-side close for a broken protocol ends the session like a goodbye.
+    fn after(close: Option<CloseCode>) -> Self {
+        match close {
+            Some(CloseCode::TooLarge | CloseCode::ProtocolError | CloseCode::InvalidData) => Self::Goodbye,
+            _ => Self::Lost,
+        }
+    }
+}
+
+impl Session {
+    /// Reads and handles requests until the connection ends. On return a close code has
+    /// been requested.
+    pub async fn run(&self, stream: &mut SplitStream<WebSocket>) -> Ending {
         let closer = self.sender.closer().clone();
         let idle_timeout = self.gateway.config.ws.idle_timeout;
+        // Once the gateway drains: when to stop reading what the client still sends.
+        let mut moving_by: Option<Instant> = None;
         loop {
+            let deadline = moving_by.unwrap_or_else(|| Instant::now() + idle_timeout);
             let next = tokio::select! {
                 biased;
-                _ = closer.closed() => return,
-                _ = self.gateway.shutdown.cancelled() => {
-                    closer.close(CloseCode::GoingAway);
-                    return;
+                _ = closer.closed() => return Ending::Lost,
+                _ = self.gateway.shutdown.cancelled(), if moving_by.is_none() => {
+                    self.tell_to_move("draining");
+                    moving_by = Some(Instant::now() + self.gateway.config.drain.client_grace);
+                    continue;
                 }
-                next = tokio::time::timeout(idle_timeout, stream.next()) => next,
+                next = tokio::time::timeout_at(deadline, stream.next()) => next,
             };
             let message = match next {
-                Err(_elapsed) => return closer.close(CloseCode::IdleTimeout),
-                Ok(None) => return closer.close(CloseCode::Normal),
-                Ok(Some(Err(error))) => return closer.close(close_code_for(error)),
+                Err(_elapsed) if moving_by.is_some() => {
+                    closer.close(CloseCode::GoingAway);
+                    return Ending::Lost;
+                }
+                Err(_elapsed) => {
+                    closer.close(CloseCode::IdleTimeout);
+                    return Ending::Lost;
+                }
+                Ok(None) => {
+                    closer.close(CloseCode::Normal);
+                    return Ending::Lost;
+                }
+                Ok(Some(Err(error))) => {
+                    closer.close(close_code_for(error));
+                    return Ending::after(closer.code());
+                }
                 Ok(Some(Ok(message))) => message,
             };
             match message {
@@ -57,10 +92,20 @@ impl Session {
                     ErrorCode::BadRequest,
                     "binary frames are not supported: send JSON text frames",
                 ),
-                Message::Close(_) => return closer.close(CloseCode::Normal),
+                Message::Close(frame) => {
+                    closer.close(CloseCode::Normal);
+                    let goodbye = frame.is_some_and(|frame| frame.code == CloseCode::Normal.code());
+                    return if goodbye { Ending::Goodbye } else { Ending::Lost };
+                }
                 Message::Ping(_) | Message::Pong(_) => {}
             }
         }
+    }
+
+    /// Asks the client to reconnect elsewhere and resume. Not numbered: it concerns this
+    /// connection, not the session.
+    pub fn tell_to_move(&self, reason: &str) {
+        self.sender.send(render::message(&ServerMessage::Reconnect { reason: reason.to_string() }));
     }
 
     async fn handle(&self, text: &str) {
@@ -80,6 +125,10 @@ impl Session {
                 self.reply(&ServerMessage::Pong { id: id.clone() });
                 Ok(())
             }
+            Request::Received { seq } => {
+                self.gateway.registry.acknowledge(&self.peer_id, seq);
+                Ok(())
+            }
             Request::Auth { .. } => Err(RequestError::new(ErrorCode::BadRequest, "already authenticated")),
         };
         if let Err(error) = outcome {
@@ -87,28 +136,24 @@ impl Session {
         }
     }
 
+    /// Sends a reply, numbered and kept like every message of the session.
     pub fn reply(&self, message: &ServerMessage) {
-        self.sender.send(render::message(message));
+        self.gateway.registry.send(&self.peer_id, &render::message(message));
     }
 
     fn reply_error(&self, id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
         self.reply(&ServerMessage::error(id, code, message));
     }
-
-    /// Leaves every room after the socket closed; the other members see
-    /// `peer_left` with reason `disconnected`.
-    pub async fn leave_all_rooms(&self) {
-        let rooms = self.gateway.registry.disconnect(&self.peer_id);
-        let leaves = rooms.iter().map(|room| requests::leave::after_disconnect(self, room));
-        futures_util::future::join_all(leaves).await;
-    }
 }
 
-/// The close code for a failed read.
+/// The close code for a failed read. A connection reset is a lost connection, not a
+/// protocol violation.
 fn close_code_for(error: axum::Error) -> CloseCode {
+    use tungstenite::error::ProtocolError;
     match error.into_inner().downcast::<tungstenite::Error>().map(|e| *e) {
         Ok(tungstenite::Error::Capacity(_)) => CloseCode::TooLarge,
         Ok(tungstenite::Error::Utf8(_)) => CloseCode::InvalidData,
+        Ok(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => CloseCode::Normal,
         Ok(tungstenite::Error::Protocol(_)) => CloseCode::ProtocolError,
         _ => CloseCode::Normal,
     }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bus::{Bus, BusError};
+use bus::{Bus, BusError, Topic};
 
 pub struct Subscriptions {
     bus: Arc<dyn Bus>,
@@ -27,7 +27,7 @@ impl Subscriptions {
         let slot = self.slot(room);
         let mut count = slot.lock().await;
         if *count == 0 {
-            self.bus.subscribe(room).await?;
+            self.bus.subscribe(Topic::Room(room)).await?;
         }
         *count += 1;
         Ok(())
@@ -40,7 +40,7 @@ impl Subscriptions {
         debug_assert!(*count > 0, "release without acquire for {room}");
         *count = count.saturating_sub(1);
         if *count == 0 {
-            if let Err(error) = self.bus.unsubscribe(room).await {
+            if let Err(error) = self.bus.unsubscribe(Topic::Room(room)).await {
                 // The channel stays subscribed on the bus; its messages find no local
                 // member and are dropped. The next acquire subscribes again anyway.
                 tracing::warn!(room, %error, "unsubscribe failed");
@@ -91,15 +91,15 @@ mod tests {
         subscriptions.acquire("r").await.unwrap();
         subscriptions.acquire("r").await.unwrap();
         subscriptions.release("r").await;
-        hub.publish_now("r", Bytes::from_static(b"still subscribed"));
+        hub.publish_now(Topic::Room("r"), Bytes::from_static(b"still subscribed"));
         assert_eq!(incoming.recv().await.unwrap(), "still subscribed");
         assert_eq!(subscriptions.subscribed_rooms(), 1);
 
         subscriptions.release("r").await;
         assert_eq!(subscriptions.subscribed_rooms(), 0);
-        hub.publish_now("r", Bytes::from_static(b"lost"));
+        hub.publish_now(Topic::Room("r"), Bytes::from_static(b"lost"));
         subscriptions.acquire("other").await.unwrap();
-        hub.publish_now("other", Bytes::from_static(b"other"));
+        hub.publish_now(Topic::Room("other"), Bytes::from_static(b"other"));
         assert_eq!(incoming.recv().await.unwrap(), "other", "nothing of r after the last release");
     }
 }

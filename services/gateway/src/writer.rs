@@ -18,6 +18,10 @@ type Sink = SplitSink<WebSocket, Message>;
 
 /// How long the close frame may take to go out before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The same for a client cut off for reading too slowly: its socket buffers are full,
+/// so the close frame only goes out once it reads again; the longer wait gives it the
+/// chance to learn why (4008) rather than see a broken connection.
+const SLOW_CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs until `closer` fires or the socket breaks. Every socket write races the close
 /// request, so a client that stopped reading (its TCP window full) cannot hold the task:
@@ -48,7 +52,8 @@ pub async fn run(mut sink: Sink, mut queue: mpsc::Receiver<Frame>, closer: Arc<C
         }
     }
     let code = closer.code().unwrap_or(CloseCode::Normal);
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+    let close_timeout = if code == CloseCode::SlowConsumer { SLOW_CONSUMER_CLOSE_TIMEOUT } else { CLOSE_TIMEOUT };
+    let _ = tokio::time::timeout(close_timeout, async {
         // What is already queued (say, the error that explains the close) still goes
         // out, except to a client that is being dropped for not reading.
         if code != CloseCode::SlowConsumer {

@@ -36,6 +36,7 @@ const call = {
   chat: [], // {from, text}
   departed: [], // {peerId, reason}
   videoFrom: new Set(), // peer ids whose video track arrived
+  resumes: [], // {gap} for every resumed connection
   error: null,
 };
 
@@ -77,6 +78,10 @@ async function join(room, name) {
   const client = new SignalingClient(url, { token });
   client.addEventListener('state', ({ detail }) => setStatus(detail));
   client.addEventListener('error', ({ detail }) => pageErrors.push(`server: ${detail.code}: ${detail.message}`));
+  client.addEventListener('resumed', ({ detail }) => {
+    call.resumes.push({ gap: detail.gap });
+    changed();
+  });
   await client.connect();
   const mesh = new MeshRoom(client, room, { localStream: call.stream, dataChannels: ['chat'] });
   mesh.addEventListener('peer', ({ detail: link }) => addTile(link.peerId, nameOf(link.remote)));
@@ -238,6 +243,7 @@ function snapshot() {
     })),
     chat: call.chat,
     departed: call.departed,
+    resumes: call.resumes,
     changes: changeCount,
     pageErrors,
   };

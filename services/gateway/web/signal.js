@@ -26,8 +26,12 @@ export class SignalError extends Error {
   }
 }
 
-// Close codes after which trying again (on any gateway) makes sense.
-const RECONNECT_CODES = new Set([1001, 1006, 1011, 1012, 1013, 4008, 4009]);
+// Close codes after which trying again (on any gateway) makes sense. 4000 is the
+// client's own "moving" close, after a `reconnect` instruction.
+const RECONNECT_CODES = new Set([1001, 1006, 1011, 1012, 1013, 4000, 4008, 4009]);
+
+// Acknowledge received messages every this many, so the gateway can free them.
+const ACK_EVERY = 16;
 
 // How long the polite side of a new link waits for the impolite side's first offer
 // before offering itself, and how long it leaves a failed ICE connection to the
@@ -39,8 +43,13 @@ const POLITE_WAIT_MS = 2000;
  *
  * Events (all CustomEvents; the message is in `event.detail`): `peer_joined`,
  * `peer_left`, `signal`, `broadcast`, `left` (removed by the server), `state` (detail:
- * the new state), `rejoined` (detail: {room, peers} after a reconnect), `closed`
- * (detail: {code, reason} when the client gives up for good).
+ * the new state), `resumed` (detail: {gap, rooms} after a reconnect that kept the
+ * session), `rejoined` (detail: {room, peers} after a reconnect that could not resume
+ * and started a new session), `closed` (detail: {code, reason} when it gives up).
+ *
+ * A lost connection is resumed on the next one (any gateway, within the server's
+ * resume window): same peer id, same rooms, and every message sent meanwhile delivered
+ * in order, once; `gap: true` says some may have been lost.
  *
  * States: idle -> connecting -> open -> (reconnecting -> open)* -> closed.
  */
@@ -75,6 +84,13 @@ export class SignalingClient extends EventTarget {
     this._rooms = new Map(); // joined room -> metadata, to join again after a reconnect
     this._attempt = 0;
     this._closedByUser = false;
+    // Resume state: the token from `welcome`/`resumed`, the last `seq` received.
+    this._resumeToken = null;
+    this._lastSeq = 0;
+    this._ackedSeq = 0;
+    // A page going away says goodbye, so its rooms see it leave at once instead of
+    // after the resume window.
+    globalThis.addEventListener?.('pagehide', () => this.close());
   }
 
   /** This client's peer id, assigned by the server (changes on reconnect). */
@@ -141,12 +157,18 @@ export class SignalingClient extends EventTarget {
     this._setState('closed');
   }
 
-  _open() {
+  /** Opens a socket; with `resume`, asks to resume the session. Resolves with the
+   * first message: `welcome` (a new session) or `resumed`. */
+  _open(resume = false) {
     return new Promise((resolve, reject) => {
       (async () => {
         const token = this.options.getToken ? await this.options.getToken() : this.options.token;
         const url = new URL(this.url, globalThis.location ? globalThis.location.href : undefined);
         if (token) url.searchParams.set('token', token);
+        if (resume && this._resumeToken) {
+          url.searchParams.set('resume', this._resumeToken);
+          url.searchParams.set('last_seq', String(this._lastSeq));
+        }
         const ws = new WebSocket(url);
         this._ws = ws;
         let welcomed = false;
@@ -158,15 +180,23 @@ export class SignalingClient extends EventTarget {
           } catch {
             return;
           }
-          if (!welcomed && message.type === 'welcome') {
+          if (!welcomed && (message.type === 'welcome' || message.type === 'resumed')) {
             welcomed = true;
             this.welcome = message;
+            this._resumeToken = message.resume_token || null;
+            if (message.type === 'welcome') this._lastSeq = this._ackedSeq = 0;
             this._attempt = 0;
             this._setState('open');
             resolve(message);
             return;
           }
           if (!welcomed && message.type === 'error') refusal = message;
+          if (message.seq !== undefined) this._received(message.seq);
+          if (message.type === 'reconnect') {
+            // The gateway drains: move now; the session resumes on the next connection.
+            ws.close(4000, 'reconnecting');
+            return;
+          }
           this._dispatch(message);
         };
         ws.onclose = (event) => {
@@ -187,6 +217,8 @@ export class SignalingClient extends EventTarget {
   _onClose(event) {
     if (this._closedByUser) return;
     const retry = this.options.reconnect && (RECONNECT_CODES.has(event.code) || event.code === 1005);
+    // Moving at the gateway's request: no need to wait before the first attempt.
+    if (event.code === 4000) this._attempt = 0;
     if (!retry) {
       this._setState('closed');
       this._emit('closed', { code: event.code, reason: event.reason });
@@ -196,6 +228,14 @@ export class SignalingClient extends EventTarget {
     this._reconnect();
   }
 
+  _received(seq) {
+    this._lastSeq = seq;
+    if (seq - this._ackedSeq >= ACK_EVERY && this._ws && this._ws.readyState === WebSocket.OPEN) {
+      this._ackedSeq = seq;
+      this._ws.send(JSON.stringify({ type: 'received', seq }));
+    }
+  }
+
   async _reconnect() {
     while (!this._closedByUser) {
       const base = Math.min(this.options.maxBackoffMs, this.options.minBackoffMs * 2 ** this._attempt);
@@ -203,8 +243,9 @@ export class SignalingClient extends EventTarget {
       // Full jitter, so that the clients of a drained gateway do not return in lockstep.
       await new Promise((done) => setTimeout(done, base / 2 + Math.random() * (base / 2)));
       if (this._closedByUser) return;
+      let first;
       try {
-        await this._open();
+        first = await this._open(true);
       } catch (error) {
         if (error.code === 'unauthorized' && !this.options.getToken) {
           this._setState('closed');
@@ -213,7 +254,12 @@ export class SignalingClient extends EventTarget {
         }
         continue;
       }
-      // No resume yet: the peer id is new, so every room is joined again.
+      if (first.type === 'resumed') {
+        // Same peer id, same rooms; what was sent meanwhile follows.
+        this._emit('resumed', { gap: first.gap, rooms: first.rooms });
+        return;
+      }
+      // The session could not be resumed: a new peer id, so every room is joined again.
       for (const [room, metadata] of [...this._rooms]) {
         try {
           const joined = await this._request({ type: 'join', room, metadata });
@@ -510,6 +556,10 @@ export class PeerLink extends EventTarget {
  * `track` (detail: {peerId, track, streams}), `message` (detail: {peerId, label,
  * data}), `change` (anything changed: membership, a connection or channel state),
  * `left` (detail: {reason}; the room was left or this peer removed).
+ *
+ * A resumed connection keeps every link (media flows peer to peer, the signaling
+ * connection only carried the negotiation); a new session after a failed resume
+ * rebuilds them.
  */
 export class MeshRoom extends EventTarget {
   /**
@@ -530,6 +580,7 @@ export class MeshRoom extends EventTarget {
       signal: ({ detail }) => this._onSignal(detail),
       left: ({ detail }) => detail.room === room && this._end(detail.reason),
       rejoined: ({ detail }) => detail.room === room && this._rebuild(detail.peers),
+      resumed: ({ detail }) => this._onResumed(detail),
       state: () => this._emit('change', null),
     };
     for (const [type, listener] of Object.entries(this._listeners)) client.addEventListener(type, listener);
@@ -589,6 +640,20 @@ export class MeshRoom extends EventTarget {
     this.links.delete(peerId);
     link.close();
     this._emit('peer_left', { peerId, reason });
+    this._emit('change', null);
+  }
+
+  /** After a resume the links simply go on; if messages may have been lost (a gap),
+   * each link restarts ICE so that a lost candidate or description cannot leave it
+   * stuck (the impolite side starts, as for any restart). */
+  _onResumed({ gap, rooms }) {
+    if (!rooms.includes(this.room)) {
+      this._end('disconnected');
+      return;
+    }
+    if (gap) {
+      for (const link of this.links.values()) if (!link.polite) link.pc.restartIce();
+    }
     this._emit('change', null);
   }
 

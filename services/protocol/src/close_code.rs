@@ -18,6 +18,9 @@ pub enum CloseCode {
     TooLarge = 1009,
     /// An unexpected server failure.
     Internal = 1011,
+    /// A dependency (Redis, the room service) cannot be reached right now; reconnect
+    /// with backoff.
+    TryAgainLater = 1013,
     /// Missing, invalid or expired token, or no `auth` message within the handshake
     /// timeout. Reconnecting with the same token will not help.
     Unauthorized = 4001,
@@ -26,6 +29,11 @@ pub enum CloseCode {
     SlowConsumer = 4008,
     /// Nothing was received for longer than the idle timeout (not even a pong).
     IdleTimeout = 4009,
+    /// The same session was resumed on another connection; this one is obsolete.
+    SessionMoved = 4010,
+    /// The session to resume is unknown or expired, and no token was given to start a
+    /// new one. Connect again with a token.
+    ResumeFailed = 4011,
 }
 
 impl CloseCode {
@@ -42,9 +50,12 @@ impl CloseCode {
             1007 => Self::InvalidData,
             1009 => Self::TooLarge,
             1011 => Self::Internal,
+            1013 => Self::TryAgainLater,
             4001 => Self::Unauthorized,
             4008 => Self::SlowConsumer,
             4009 => Self::IdleTimeout,
+            4010 => Self::SessionMoved,
+            4011 => Self::ResumeFailed,
             _ => return None,
         })
     }
@@ -58,13 +69,16 @@ impl CloseCode {
             Self::InvalidData => "text frame is not valid UTF-8",
             Self::TooLarge => "message too large",
             Self::Internal => "internal error",
+            Self::TryAgainLater => "try again later",
             Self::Unauthorized => "unauthorized",
             Self::SlowConsumer => "slow consumer: send queue full",
             Self::IdleTimeout => "idle timeout",
+            Self::SessionMoved => "session resumed on another connection",
+            Self::ResumeFailed => "no session to resume",
         }
     }
 
     pub fn should_reconnect(self) -> bool {
-        matches!(self, Self::GoingAway | Self::Internal | Self::SlowConsumer | Self::IdleTimeout)
+        matches!(self, Self::GoingAway | Self::Internal | Self::TryAgainLater | Self::SlowConsumer | Self::IdleTimeout)
     }
 }

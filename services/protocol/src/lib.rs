@@ -25,7 +25,9 @@ pub use close_code::CloseCode;
 pub use error_code::ErrorCode;
 pub use json::{JsonData, RequestId};
 pub use request::{Request, RequestFrame, RequestParseError};
-pub use server_message::{IceServer, LeaveReason, Limits, PeerInfo, ServerInfo, ServerMessage, Welcome};
+pub use server_message::{
+    IceServer, LeaveReason, Limits, PeerInfo, Resumed, Sequenced, ServerInfo, ServerMessage, Welcome,
+};
 
 /// The protocol version this crate speaks; sent in `welcome`.
 pub const PROTOCOL_VERSION: u32 = 1;

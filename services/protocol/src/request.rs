@@ -39,6 +39,11 @@ pub enum Request {
         data: JsonData,
     },
     Ping,
+    /// Acknowledges every server message up to and including `seq`; the gateway may
+    /// then forget them (it keeps unacknowledged ones for a resume).
+    Received {
+        seq: u64,
+    },
 }
 
 impl Request {
@@ -51,6 +56,7 @@ impl Request {
             Self::Signal { .. } => "signal",
             Self::Broadcast { .. } => "broadcast",
             Self::Ping => "ping",
+            Self::Received { .. } => "received",
         }
     }
 }
@@ -98,6 +104,7 @@ impl RequestFrame {
                 data: required(raw.data, ty, "data").map(JsonData::from_raw).map_err(fail)?,
             },
             "ping" => Request::Ping,
+            "received" => Request::Received { seq: required(raw.seq, ty, "seq").map_err(fail)? },
             other => return Err(fail(format!("unknown message type {other:?}"))),
         };
         Ok(Self { id, request })
@@ -135,6 +142,7 @@ struct RawFrame<'a> {
     data: Option<&'a RawValue>,
     #[serde(borrow)]
     metadata: Option<&'a RawValue>,
+    seq: Option<u64>,
 }
 
 fn required<T>(value: Option<T>, ty: &str, field: &str) -> Result<T, String> {
@@ -176,6 +184,7 @@ mod tests {
             Request::Signal { room: "r".into(), to: "p".into(), kind: "answer".into(), data: JsonData::null() },
             Request::Broadcast { room: "r".into(), data: JsonData::from_value(&json!("hi")) },
             Request::Ping,
+            Request::Received { seq: 42 },
         ];
         for request in requests {
             let frame = RequestFrame { id: Some(RequestId::number(9)), request };

@@ -11,6 +11,15 @@ use crate::{ErrorCode, JsonData, RequestId};
 pub enum ServerMessage {
     /// First message after a successful connect.
     Welcome(Welcome),
+    /// First message after a successful resume: the session, its rooms, and whether
+    /// messages may have been lost while the client was away. The messages it missed
+    /// follow, with their original sequence numbers.
+    Resumed(Resumed),
+    /// The gateway asks the client to reconnect (to any gateway) and resume, then closes
+    /// the socket: it is draining for a restart, or lost its cluster state.
+    Reconnect {
+        reason: String,
+    },
     /// Reply to `join`: the room's other members at the moment of joining. Every later
     /// change arrives as `peer_joined` / `peer_left`.
     Joined {
@@ -66,6 +75,16 @@ pub enum ServerMessage {
     },
 }
 
+/// A server message as received: every message after `welcome`/`resumed` carries the
+/// session's sequence number `seq` (1, 2, ...), which continues across resumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sequenced {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(flatten)]
+    pub message: ServerMessage,
+}
+
 impl ServerMessage {
     /// The JSON text of the message.
     pub fn to_json(&self) -> String {
@@ -102,6 +121,27 @@ pub struct Welcome {
     /// `new RTCPeerConnection({iceServers})`.
     pub ice_servers: Vec<IceServer>,
     pub limits: Limits,
+    /// Presented (as `?resume=`) on a new connection within `resume_window_ms` of losing
+    /// this one, it resumes the session: same peer id, same rooms, missed messages
+    /// delivered. Absent when the gateway does not offer resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_window_ms: Option<u64>,
+}
+
+/// The reply to a resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resumed {
+    /// The session as a `welcome` would describe it (a new resume token included).
+    #[serde(flatten)]
+    pub session: Welcome,
+    /// The rooms the session is in.
+    pub rooms: Vec<String>,
+    /// True if messages sent to this client while it was away may have been lost (its
+    /// old gateway died, or more were sent than the gateway keeps): the app should
+    /// re-synchronise, e.g. restart ICE.
+    pub gap: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,6 +24,22 @@ pub struct RoomServiceConfig {
     pub rooms: RoomsConfig,
     /// Redis holds the room state; `redis.url` is required.
     pub redis: RedisConfig,
+    pub janitor: JanitorConfig,
+}
+
+/// The janitor, which removes the members of gateways whose lease expired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JanitorConfig {
+    /// How often it looks for expired leases.
+    #[serde(with = "humantime_serde")]
+    pub period: std::time::Duration,
+}
+
+impl Default for JanitorConfig {
+    fn default() -> Self {
+        Self { period: std::time::Duration::from_secs(2) }
+    }
 }
 
 impl Default for RoomServiceConfig {
@@ -35,6 +51,7 @@ impl Default for RoomServiceConfig {
             log_json: false,
             rooms: RoomsConfig::default(),
             redis: RedisConfig::default(),
+            janitor: JanitorConfig::default(),
         }
     }
 }

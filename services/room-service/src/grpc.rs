@@ -93,7 +93,8 @@ impl RoomService for RoomApi {
     async fn leave(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
         let request = request.into_inner();
         let reason = request.reason();
-        let removed = self.rooms.leave(&request.room, &request.peer_id, reason).await?;
+        let owner = Some(request.owner.as_str());
+        let removed = self.rooms.leave_if_owner(&request.room, &request.peer_id, owner, reason).await?;
         Ok(Response::new(LeaveResponse { removed }))
     }
 
@@ -122,6 +123,13 @@ impl RoomService for RoomApi {
         let request = request.into_inner();
         self.rooms.remove_peer(&request.room, &request.peer_id).await?;
         Ok(Response::new(RemovePeerResponse {}))
+    }
+
+    async fn move_member(&self, request: Request<MoveMemberRequest>) -> Result<Response<MoveMemberResponse>, Status> {
+        let request = request.into_inner();
+        let moved =
+            self.rooms.move_member(&request.room, &request.peer_id, &request.from_node, &request.to_node).await?;
+        Ok(Response::new(MoveMemberResponse { moved }))
     }
 
     async fn send_data(&self, request: Request<SendDataRequest>) -> Result<Response<SendDataResponse>, Status> {

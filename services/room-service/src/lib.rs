@@ -7,6 +7,8 @@
 //! Layout:
 //! - [`rooms`]: the logic (validation, capacity, presence events) over a store.
 //! - [`store`]: the `RoomStore` trait and its in-memory and Redis implementations.
+//! - [`sessions`]: the `SessionStore` trait (which gateway holds which peer, node
+//!   leases) and its implementations; [`janitor`] cleans up after dead nodes.
 //! - [`grpc`]: the tonic service, health service and API-secret check.
 //! - [`config`]: configuration and flags of the `room-service` binary.
 //! - [`error`]: `RoomError` and its mapping to gRPC status codes.
@@ -14,8 +16,11 @@
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod janitor;
 pub mod rooms;
+pub mod sessions;
 pub mod store;
 
 pub use error::RoomError;
+pub use janitor::Janitor;
 pub use rooms::{Rooms, RoomsConfig};

@@ -3,8 +3,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use room_service::config::{Flags, RoomServiceConfig};
+use room_service::sessions::redis::RedisSessionStore;
 use room_service::store::redis::RedisRoomStore;
-use room_service::{Rooms, grpc};
+use room_service::{Janitor, Rooms, grpc};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -14,12 +15,17 @@ async fn main() -> anyhow::Result<()> {
     let node_id = config.node_id.clone().unwrap_or_else(|| common::node_id("rs"));
 
     let store = RedisRoomStore::connect(&config.redis).await.context("connecting to Redis")?;
+    let sessions = RedisSessionStore::connect(&config.redis).await.context("connecting to Redis")?;
     let rooms = Arc::new(Rooms::new(Arc::new(store), node_id.clone(), config.rooms.clone()));
+    // Every replica sweeps; they may race safely (see `janitor`).
+    let janitor = Janitor::new(rooms.clone(), Arc::new(sessions));
+    let janitor = tokio::spawn(janitor.run(config.janitor.period, std::future::pending()));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding the gRPC address {}", config.listen))?;
     tracing::info!(node_id, listen = %listener.local_addr()?, "room service ready");
     grpc::serve(rooms, config.api_secret.clone(), listener, common::shutdown::signal()).await?;
+    janitor.abort();
     tracing::info!("room service stopped");
     Ok(())
 }

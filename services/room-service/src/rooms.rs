@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bus::envelope::{self, Body, Broadcast, PeerJoined, PeerLeft};
+use bus::envelope::{self, Body, Broadcast, PeerJoined, PeerLeft, SessionMoved};
 use cluster_proto::room::{LeaveReason, Member, Room};
 use protocol::names::{validate_peer_id, validate_room_name};
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,18 @@ impl Rooms {
 
     /// Removes a member; `Ok(false)` if it was not in the room.
     pub async fn leave(&self, room: &str, peer_id: &str, reason: LeaveReason) -> Result<bool> {
+        self.leave_if_owner(room, peer_id, None, reason).await
+    }
+
+    /// Removes a member only if `owner` (when given) is the gateway node holding it, so
+    /// that a gateway (or a clean-up) never removes a member that has moved elsewhere.
+    pub async fn leave_if_owner(
+        &self,
+        room: &str,
+        peer_id: &str,
+        owner: Option<&str>,
+        reason: LeaveReason,
+    ) -> Result<bool> {
         validate_room(room)?;
         validate_peer(peer_id)?;
         let reason = if reason == LeaveReason::Unspecified { LeaveReason::Left } else { reason };
@@ -82,7 +94,25 @@ impl Rooms {
             &self.node_id,
             Body::PeerLeft(PeerLeft { peer_id: peer_id.to_string(), reason: reason as i32 }),
         ));
-        self.store.leave(room, peer_id, event).await
+        self.store.leave(room, peer_id, owner.filter(|owner| !owner.is_empty()), event).await
+    }
+
+    /// Hands a member from gateway node `from` to `to` (a resumed session), publishing
+    /// the `session_moved` marker on the room's channel. False if `from` no longer holds
+    /// it (it left, was removed, or moved already).
+    pub async fn move_member(&self, room: &str, peer_id: &str, from: &str, to: &str) -> Result<bool> {
+        validate_room(room)?;
+        validate_peer(peer_id)?;
+        let event = envelope::encode(&envelope::new(
+            room,
+            &self.node_id,
+            Body::SessionMoved(SessionMoved {
+                peer_id: peer_id.to_string(),
+                from_node: from.to_string(),
+                to_node: to.to_string(),
+            }),
+        ));
+        self.store.move_member(room, peer_id, from, to, event).await
     }
 
     /// Members of an existing room, in order of joining.

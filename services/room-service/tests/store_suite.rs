@@ -98,10 +98,11 @@ for_both_stores!(
     rooms_are_listed_page_by_page,
     remove_peer_and_send_data,
     bad_arguments_are_refused,
+    members_move_between_owners_and_conditional_leaves_respect_them,
 );
 
 async fn join_and_leave_publish_presence_in_order(mut f: Fixture) {
-    f.listener.subscribe("r").await.unwrap();
+    f.listener.subscribe(bus::Topic::Room("r")).await.unwrap();
     let first = f.rooms.join("r", member("a")).await.unwrap();
     assert_eq!(peer_ids(&first.members), ["a"]);
     assert_eq!((first.room.name.as_str(), first.room.capacity, first.room.member_count), ("r", 3, 1));
@@ -130,7 +131,7 @@ async fn join_and_leave_publish_presence_in_order(mut f: Fixture) {
 /// exactly 3 peer_joined events are published per room.
 async fn joins_never_overfill_a_room(mut f: Fixture) {
     for room in 0..20 {
-        f.listener.subscribe(&format!("race-{room}")).await.unwrap();
+        f.listener.subscribe(bus::Topic::Room(&format!("race-{room}"))).await.unwrap();
     }
     let mut tasks = Vec::new();
     for room in 0..20 {
@@ -167,7 +168,7 @@ async fn joins_never_overfill_a_room(mut f: Fixture) {
 }
 
 async fn join_and_leave_are_idempotent(mut f: Fixture) {
-    f.listener.subscribe("r").await.unwrap();
+    f.listener.subscribe(bus::Topic::Room("r")).await.unwrap();
     f.rooms.join("r", member("a")).await.unwrap();
     let again = f.rooms.join("r", member("a")).await.unwrap();
     assert_eq!(peer_ids(&again.members), ["a"]);
@@ -202,7 +203,7 @@ async fn rooms_are_listed_page_by_page(f: Fixture) {
 }
 
 async fn remove_peer_and_send_data(mut f: Fixture) {
-    f.listener.subscribe("r").await.unwrap();
+    f.listener.subscribe(bus::Topic::Room("r")).await.unwrap();
     f.rooms.join("r", member("a")).await.unwrap();
     f.rooms.join("r", member("b")).await.unwrap();
     f.rooms.remove_peer("r", "a").await.unwrap();
@@ -229,4 +230,25 @@ async fn bad_arguments_are_refused(f: Fixture) {
     assert!(invalid(f.rooms.send_data("r", "not json").await));
     assert!(invalid(f.rooms.leave("", "a", LeaveReason::Left).await.map(drop)));
     assert!(matches!(f.rooms.room("r").await, Err(RoomError::NotFound(_))), "nothing was created");
+}
+
+/// A member's owner is its gateway node: `move_member` hands it over and publishes the
+/// marker; a leave conditional on the old owner no longer removes it.
+async fn members_move_between_owners_and_conditional_leaves_respect_them(mut f: Fixture) {
+    f.listener.subscribe(bus::Topic::Room("r")).await.unwrap();
+    f.rooms.join("r", member("a")).await.unwrap();
+    assert_eq!(f.rooms.members("r").await.unwrap()[0].node_id, "gw-1");
+    assert!(!f.rooms.move_member("r", "a", "gw-9", "gw-2").await.unwrap(), "gw-9 does not hold it");
+    assert!(f.rooms.move_member("r", "a", "gw-1", "gw-2").await.unwrap());
+    assert!(!f.rooms.move_member("r", "a", "gw-1", "gw-3").await.unwrap(), "already moved");
+    assert_eq!(f.rooms.members("r").await.unwrap()[0].node_id, "gw-2", "listings show the owner");
+
+    assert!(!f.rooms.leave_if_owner("r", "a", Some("gw-1"), LeaveReason::Disconnected).await.unwrap());
+    assert_eq!(f.rooms.members("r").await.unwrap().len(), 1, "the old owner's clean-up removed nothing");
+    assert!(f.rooms.leave_if_owner("r", "a", Some("gw-2"), LeaveReason::Disconnected).await.unwrap());
+
+    assert!(matches!(f.next_event().await, Body::PeerJoined(_)));
+    let Body::SessionMoved(moved) = f.next_event().await else { panic!("expected session_moved") };
+    assert_eq!((moved.peer_id.as_str(), moved.from_node.as_str(), moved.to_node.as_str()), ("a", "gw-1", "gw-2"));
+    assert!(matches!(f.next_event().await, Body::PeerLeft(left) if left.peer_id == "a"), "one leave, the owner's");
 }

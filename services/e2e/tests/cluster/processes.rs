@@ -17,6 +17,9 @@ async fn binaries_negotiate_across_two_gateway_processes() {
         ("GATEWAY_REDIS__URL", redis.url()),
         ("GATEWAY_ROOM_SERVICE__URL", format!("http://{}", room_service.addr())),
         ("GATEWAY_AUTH__JWT_SECRET", e2e::SECRET.to_string()),
+        // Bob does not resume after the drain; his session ends after this.
+        ("GATEWAY_DRAIN__CLIENT_GRACE", "200ms".to_string()),
+        ("GATEWAY_DRAIN__TIMEOUT", "1s".to_string()),
     ];
     let gateway_a = ServiceProcess::start("gateway", &[], &env, "gateway ready").await;
     let gateway_b = ServiceProcess::start("gateway", &[], &env, "gateway ready").await;
@@ -39,11 +42,16 @@ async fn binaries_negotiate_across_two_gateway_processes() {
     bob.signal("call", alice.peer_id(), "answer", json!({"sdp": "a"})).await.unwrap();
     assert_eq!(expect::signal(&mut alice).await.2, "answer");
 
-    // SIGTERM: the gateway closes its sockets with 1001 and exits 0.
+    // SIGTERM: the gateway asks its clients to reconnect elsewhere, closes their sockets
+    // with 1001, and exits 0 once their sessions are handed over or ended.
     let status = gateway_b.terminate().await;
     assert!(status.success(), "gateway exit status {status}");
     let (code, _) = bob.closed().await.unwrap();
     assert_eq!(code, protocol::CloseCode::GoingAway.code());
+    assert!(
+        matches!(bob.next_message().await, Ok(protocol::ServerMessage::Reconnect { ref reason }) if reason == "draining"),
+        "the close was preceded by a reconnect instruction"
+    );
     expect::peer_left(&mut alice, "call", &bob_id, protocol::LeaveReason::Disconnected).await;
     assert!(gateway_a.terminate().await.success());
     assert!(room_service.terminate().await.success());

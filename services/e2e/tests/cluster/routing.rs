@@ -16,8 +16,9 @@ async fn subscribers(redis: &fred::clients::Client, channel: &str) -> i64 {
     }
 }
 
+/// Every room channel with a subscriber (node channels aside).
 async fn all_channels(redis: &fred::clients::Client) -> Vec<String> {
-    let reply: Value = redis.pubsub_channels("*").await.unwrap();
+    let reply: Value = redis.pubsub_channels("sb:room:*").await.unwrap();
     let Value::Array(items) = reply else { panic!("unexpected PUBSUB CHANNELS reply") };
     let mut channels: Vec<String> = items.iter().filter_map(Value::as_string).collect();
     channels.sort();
@@ -44,7 +45,13 @@ async fn gateways_subscribe_only_to_rooms_with_local_members() {
     carol.join("b", None).await.unwrap();
     assert_eq!(subscribers(&redis, &room_a).await, 2, "gateways 0 and 1, once each");
     assert_eq!(subscribers(&redis, &room_b).await, 1, "gateway 2 only");
-    assert_eq!(all_channels(&redis).await, [room_a.clone(), room_b.clone()], "no global channel");
+    assert_eq!(all_channels(&redis).await, [room_a.clone(), room_b.clone()], "no other room channel");
+    let every: Value = redis.pubsub_channels("*").await.unwrap();
+    let Value::Array(every) = every else { panic!() };
+    let mut others: Vec<String> =
+        every.iter().filter_map(Value::as_string).filter(|c| !c.starts_with("sb:room:")).collect();
+    others.sort();
+    assert_eq!(others, ["sb:node:{gw-0}", "sb:node:{gw-1}", "sb:node:{gw-2}"], "only each node's own control channel");
 
     alice.leave("a").await.unwrap();
     assert_eq!(subscribers(&redis, &room_a).await, 2, "gateway 0 still has alice-2");

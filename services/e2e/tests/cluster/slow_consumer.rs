@@ -1,6 +1,7 @@
 //! A client that stops reading is cut off with 4008 instead of being buffered for.
 
 use protocol::CloseCode;
+use protocol::client::{Auth, Client, Start};
 use serde_json::json;
 
 use crate::TestCluster;
@@ -27,9 +28,17 @@ async fn a_client_that_stops_reading_is_cut_off(cluster: &TestCluster) {
     assert_eq!(code, CloseCode::SlowConsumer.code(), "{reason}");
     // Others are unaffected.
     bystander.ping().await.unwrap();
+
+    // The reader's session is kept for a resume, but it missed far more than a session
+    // keeps (256 KiB by default): its resume says so instead of pretending otherwise.
+    let (token, last_seq) = (reader.resume_token().unwrap().to_string(), reader.last_seq());
+    let (mut resumed, start) = Client::resume(&cluster.ws_url(1), &token, last_seq, Auth::Anonymous).await.unwrap();
+    assert!(matches!(start, Start::Resumed { gap: true, ref rooms } if rooms == &["flood".to_string()]), "{start:?}");
+    assert_eq!(resumed.peer_id(), reader.peer_id(), "the same session");
     let mut late = cluster.connect(2, "late", &["flood"]).await;
     let present = late.join("flood", None).await.unwrap();
-    assert_eq!(present.len(), 1, "only the flooder is left in the room");
+    assert_eq!(present.len(), 2, "the flooder and the resumed reader");
+    resumed.ping().await.unwrap();
 }
 
 fn small_queue(config: &mut gateway::GatewayConfig) {

@@ -1,11 +1,15 @@
 //! The registry's consistency rules, driven by hand-made envelopes in a fixed order.
 
-use bus::envelope::{self, Body, PeerJoined, PeerLeft, Signal};
+use bus::envelope::{self, Body, Envelope, HandoverRequest, PeerJoined, PeerLeft, SessionMoved, Signal};
 use cluster_proto::room::LeaveReason as RpcReason;
 use protocol::{LeaveReason, ServerMessage};
 use tokio::sync::mpsc;
 
+use std::collections::HashMap;
+
 use super::*;
+use crate::render;
+use crate::replay::ReplayLimits;
 
 const NODE: &str = "gw-test";
 
@@ -28,18 +32,33 @@ fn signal_event(from: &str, to: &str, origin: &str) -> Envelope {
     envelope::new("r", origin, body)
 }
 
+fn registry() -> Registry {
+    Registry::new(NODE.into(), ReplayLimits { frames: 100, bytes: 100_000 })
+}
+
 fn peer(registry: &Registry, id: &str) -> mpsc::Receiver<Frame> {
     let (sender, queue) = PeerSender::new(64);
-    registry.add_peer(id.into(), sender);
+    registry.open(id.into(), sender);
     queue
 }
 
 fn drain(queue: &mut mpsc::Receiver<Frame>) -> Vec<ServerMessage> {
+    drain_numbered(queue).into_iter().map(|(_, message)| message).collect()
+}
+
+/// Messages with their `seq`.
+fn drain_numbered(queue: &mut mpsc::Receiver<Frame>) -> Vec<(Option<u64>, ServerMessage)> {
     let mut out = Vec::new();
     while let Ok(frame) = queue.try_recv() {
-        out.push(serde_json::from_str(frame.as_str()).unwrap());
+        let sequenced: protocol::Sequenced = serde_json::from_str(frame.as_str()).unwrap();
+        out.push((sequenced.seq, sequenced.message));
     }
     out
+}
+
+fn moved_event(peer: &str, from: &str, to: &str) -> Envelope {
+    let body = Body::SessionMoved(SessionMoved { peer_id: peer.into(), from_node: from.into(), to_node: to.into() });
+    envelope::new("r", "rooms", body)
 }
 
 fn joined_frame() -> Frame {
@@ -51,13 +70,13 @@ fn joined_frame() -> Frame {
 fn join(registry: &Registry, id: &str, before: &[&str], after: &[&str]) -> Completion {
     let mut echoed = registry.begin_join(id, "r", 4).unwrap();
     for earlier in before {
-        registry.dispatch(NODE, joined_event(earlier)); // already in the member list: ignored
+        registry.dispatch(joined_event(earlier)); // already in the member list: ignored
     }
     assert!(echoed.try_recv().is_err(), "no echo yet");
-    registry.dispatch(NODE, joined_event(id));
+    registry.dispatch(joined_event(id));
     echoed.try_recv().expect("the echo fired");
     for later in after {
-        registry.dispatch(NODE, joined_event(later));
+        registry.dispatch(joined_event(later));
     }
     let mut members: Vec<String> = before.iter().map(|p| p.to_string()).collect();
     members.push(id.to_string());
@@ -66,7 +85,7 @@ fn join(registry: &Registry, id: &str, before: &[&str], after: &[&str]) -> Compl
 
 #[test]
 fn a_join_sees_each_change_once_and_after_joined() {
-    let registry = Registry::default();
+    let registry = registry();
     let mut alice = peer(&registry, "alice");
     assert_eq!(join(&registry, "alice", &["x"], &["y"]), Completion::Live);
     let messages = drain(&mut alice);
@@ -84,7 +103,7 @@ fn a_join_sees_each_change_once_and_after_joined() {
 
 #[test]
 fn local_targets_are_served_without_the_bus_and_own_echoes_are_skipped() {
-    let registry = Registry::default();
+    let registry = registry();
     let _alice = peer(&registry, "alice");
     let mut bob = peer(&registry, "bob");
     join(&registry, "alice", &[], &[]);
@@ -95,23 +114,23 @@ fn local_targets_are_served_without_the_bus_and_own_echoes_are_skipped() {
     assert_eq!(drain(&mut bob).len(), 1);
     // The same signal published by this node and heard back is not delivered twice;
     // one from another node is delivered.
-    registry.dispatch(NODE, signal_event("alice", "bob", NODE));
+    registry.dispatch(signal_event("alice", "bob", NODE));
     assert!(drain(&mut bob).is_empty());
-    registry.dispatch(NODE, signal_event("carol", "bob", "gw-other"));
+    registry.dispatch(signal_event("carol", "bob", "gw-other"));
     assert!(matches!(&drain(&mut bob)[..], [ServerMessage::Signal { from, .. }] if from == "carol"));
 }
 
 #[test]
 fn a_removed_peer_is_told_and_forgotten() {
-    let registry = Registry::default();
+    let registry = registry();
     let mut alice = peer(&registry, "alice");
     let mut bob = peer(&registry, "bob");
     join(&registry, "alice", &[], &[]);
     join(&registry, "bob", &["alice"], &[]);
     drain(&mut alice);
     drain(&mut bob);
-    let ended = registry.dispatch(NODE, left_event("bob", RpcReason::Removed));
-    assert_eq!(ended, vec![RoomName::from("r")], "the caller releases bob's subscription reference");
+    let ended = registry.dispatch(left_event("bob", RpcReason::Removed));
+    assert!(matches!(&ended[..], [Effect::Release(room)] if &**room == "r"), "the caller releases bob's reference");
     assert!(matches!(&drain(&mut bob)[..], [ServerMessage::Left { id: None, reason: LeaveReason::Removed, .. }]));
     assert!(matches!(&drain(&mut alice)[..], [ServerMessage::PeerLeft { peer_id, .. }] if peer_id == "bob"));
     assert_eq!(registry.local_members("r"), 1);
@@ -120,22 +139,22 @@ fn a_removed_peer_is_told_and_forgotten() {
 
 #[test]
 fn a_leaving_peer_is_not_told_twice_and_stale_events_are_ignored() {
-    let registry = Registry::default();
+    let registry = registry();
     let mut alice = peer(&registry, "alice");
     join(&registry, "alice", &[], &[]);
     drain(&mut alice);
     registry.begin_leave("alice", "r").unwrap();
     // Its own leave comes back over the bus while the leave call is still returning.
-    assert!(registry.dispatch(NODE, left_event("alice", RpcReason::Left)).is_empty());
+    assert!(registry.dispatch(left_event("alice", RpcReason::Left)).is_empty());
     assert!(drain(&mut alice).is_empty(), "the leave reply is the handler's to send");
     assert!(registry.remove_membership("alice", "r"));
     assert_eq!(registry.room_count(), 0, "the last local member gone, the room is forgotten");
 
     // Rejoining at once: the old leave event may still be in flight; it is ignored.
     let mut echoed = registry.begin_join("alice", "r", 4).unwrap();
-    registry.dispatch(NODE, left_event("alice", RpcReason::Left));
+    registry.dispatch(left_event("alice", RpcReason::Left));
     assert!(echoed.try_recv().is_err());
-    registry.dispatch(NODE, joined_event("alice"));
+    registry.dispatch(joined_event("alice"));
     echoed.try_recv().unwrap();
     assert_eq!(registry.complete_join("alice", "r", &["alice".into()], joined_frame()), Completion::Live);
     assert!(matches!(&drain(&mut alice)[..], [ServerMessage::Joined { .. }]));
@@ -143,12 +162,12 @@ fn a_leaving_peer_is_not_told_twice_and_stale_events_are_ignored() {
 
 #[test]
 fn removal_during_a_join_is_delivered_after_joined() {
-    let registry = Registry::default();
+    let registry = registry();
     let mut alice = peer(&registry, "alice");
     let mut echoed = registry.begin_join("alice", "r", 4).unwrap();
-    registry.dispatch(NODE, joined_event("alice"));
+    registry.dispatch(joined_event("alice"));
     echoed.try_recv().unwrap();
-    registry.dispatch(NODE, left_event("alice", RpcReason::Removed));
+    registry.dispatch(left_event("alice", RpcReason::Removed));
     assert_eq!(registry.complete_join("alice", "r", &["alice".into()], joined_frame()), Completion::RemovedMeanwhile);
     let messages = drain(&mut alice);
     assert!(matches!(
@@ -160,12 +179,104 @@ fn removal_during_a_join_is_delivered_after_joined() {
 
 #[test]
 fn limits_and_duplicates() {
-    let registry = Registry::default();
+    let registry = registry();
     let _alice = peer(&registry, "alice");
     registry.begin_join("alice", "a", 2).unwrap();
     assert_eq!(registry.begin_join("alice", "a", 2).unwrap_err().code, ErrorCode::BadRequest);
     registry.begin_join("alice", "b", 2).unwrap();
     assert_eq!(registry.begin_join("alice", "c", 2).unwrap_err().code, ErrorCode::Forbidden);
-    assert_eq!(registry.disconnect("alice").len(), 2);
+    assert_eq!(registry.close_session("alice").len(), 2);
     assert_eq!(registry.peer_count(), 0);
+}
+
+#[test]
+fn every_frame_is_numbered_and_a_reattach_replays_what_was_missed() {
+    let registry = registry();
+    let mut alice = peer(&registry, "alice");
+    join(&registry, "alice", &[], &[]);
+    registry.dispatch(signal_event("bob", "alice", "gw-other"));
+    let seqs: Vec<_> = drain_numbered(&mut alice).into_iter().map(|(seq, _)| seq).collect();
+    assert_eq!(seqs, [Some(1), Some(2)], "joined, then the signal");
+
+    // The socket is lost; two more signals arrive while the session is away.
+    assert_eq!(registry.detach("alice", 1), Detached::Kept);
+    registry.dispatch(signal_event("bob", "alice", "gw-other"));
+    registry.dispatch(signal_event("carol", "alice", "gw-other"));
+    assert!(registry.still_detached("alice", 1));
+
+    let (sender, mut resumed) = PeerSender::new(64);
+    let resumed_frame = |gap: bool, rooms: Vec<String>| {
+        assert_eq!(rooms, ["r"]);
+        Frame::from(format!("{{\"type\":\"pong\",\"gap\":{gap}}}"))
+    };
+    let reattached = registry.reattach("alice", sender, 2, resumed_frame).unwrap();
+    assert_eq!(reattached, Reattached { attachment: 2, gap: false });
+    let replayed = drain_numbered(&mut resumed);
+    assert_eq!(replayed[0].0, None, "resumed is not numbered");
+    let seqs: Vec<_> = replayed[1..].iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, [Some(3), Some(4)], "exactly what the client had not seen");
+    assert_eq!(registry.detach("alice", 1), Detached::Superseded, "the old connection no longer owns it");
+}
+
+/// The old gateway's side of a resume elsewhere: after the room's marker it delivers
+/// nothing more of the room, and it hands over what the client had not seen.
+#[test]
+fn the_old_gateway_stops_at_the_marker_and_hands_over_the_rest() {
+    let registry = registry();
+    let mut alice = peer(&registry, "alice");
+    join(&registry, "alice", &[], &[]);
+    drain(&mut alice);
+    registry.detach("alice", 1);
+    registry.dispatch(signal_event("bob", "alice", "gw-other")); // seq 2, before the marker
+    let effects = registry.dispatch(moved_event("alice", NODE, "gw-new"));
+    assert!(matches!(&effects[..], [Effect::Release(room)] if &**room == "r"), "{effects:?}");
+    registry.dispatch(signal_event("bob", "alice", "gw-other")); // after the marker: not ours
+    let request = HandoverRequest { peer_id: "alice".into(), to_node: "gw-new".into(), last_seq: 1 };
+    let effects = registry.dispatch(envelope::new("", "gw-new", Body::HandoverRequest(request)));
+    let [Effect::HandOver { to, data }] = &effects[..] else { panic!("expected a handover: {effects:?}") };
+    assert_eq!(to, "gw-new");
+    let seqs: Vec<u64> = data.frames.iter().map(|frame| frame.seq).collect();
+    assert_eq!((seqs, data.next_seq, data.gap), (vec![2], 3, false));
+    assert_eq!(registry.peer_count(), 0, "the session left this gateway");
+    assert_eq!(registry.room_count(), 0);
+}
+
+/// The new gateway's side: the marker is the echo; frames after it are buffered, and
+/// come after the handed-over ones, numbered on from the old gateway's sequence.
+#[test]
+fn the_new_gateway_buffers_from_the_marker_and_continues_the_sequence() {
+    let registry = registry();
+    let mut echoes = registry.begin_resume("alice", &["r".to_string()]);
+    let (_, mut echoed) = echoes.pop().unwrap();
+    registry.dispatch(signal_event("bob", "alice", "gw-other")); // before the marker: the old gateway's
+    registry.dispatch(moved_event("alice", "gw-old", NODE));
+    echoed.try_recv().expect("the marker is the echo");
+    registry.dispatch(signal_event("carol", "alice", "gw-other"));
+
+    let (sender, mut queue) = PeerSender::new(64);
+    let handed = vec![(7, crate::replay::with_seq(&Frame::from_static(r#"{"type":"pong"}"#), 7))];
+    let members = HashMap::from([("r".to_string(), vec!["alice".to_string(), "carol".to_string()])]);
+    registry.complete_resume(
+        "alice",
+        sender,
+        Frame::from_static(r#"{"type":"pong","id":"resumed"}"#),
+        handed,
+        8,
+        &members,
+    );
+    let got = drain_numbered(&mut queue);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0].0, None, "resumed first, not numbered");
+    assert_eq!(got[1].0, Some(7), "then the handed-over frame");
+    assert!(matches!(&got[2], (Some(8), ServerMessage::Signal { from, .. }) if from == "carol"), "{:?}", got[2]);
+    assert_eq!(registry.route_signal("r", "alice", "carol", || unreachable!()), Ok(Route::Bus), "the view was built");
+}
+
+#[test]
+fn a_handover_for_an_unknown_session_is_a_gap() {
+    let registry = registry();
+    let request = HandoverRequest { peer_id: "ghost".into(), to_node: "gw-new".into(), last_seq: 5 };
+    let effects = registry.dispatch(envelope::new("", "gw-new", Body::HandoverRequest(request)));
+    let [Effect::HandOver { data, .. }] = &effects[..] else { panic!("{effects:?}") };
+    assert_eq!((data.frames.len(), data.next_seq, data.gap), (0, 6, true));
 }

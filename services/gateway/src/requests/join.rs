@@ -31,6 +31,12 @@ pub async fn handle(
         gateway.registry.remove_membership(&session.peer_id, &room);
         return Err(error.into());
     }
+    // Recorded before the join, so that whatever happens next the membership can be
+    // found: by a resume on another gateway, or by the janitor if this gateway dies.
+    if let Err(error) = gateway.sessions.add_room(&session.peer_id, &room).await {
+        undo(session, &room).await;
+        return Err(error.into());
+    }
     let member = Member {
         peer_id: session.peer_id.to_string(),
         identity: session.identity.identity.clone(),
@@ -49,7 +55,9 @@ pub async fn handle(
     if !matches!(tokio::time::timeout(gateway.config.bus.echo_timeout, echoed).await, Ok(Ok(()))) {
         // In the room, but this node cannot hear the room: take the join back rather
         // than leave a member that would miss messages.
-        if let Err(error) = gateway.rooms.leave(&room, &session.peer_id, LeaveReason::Disconnected).await {
+        if let Err(error) =
+            gateway.rooms.leave(&room, &session.peer_id, &gateway.node_id, LeaveReason::Disconnected).await
+        {
             tracing::warn!(room, %error, "could not take back a join whose echo never came");
         }
         undo(session, &room).await;
@@ -71,6 +79,7 @@ async fn undo(session: &Session, room: &str) {
     if session.gateway.registry.remove_membership(&session.peer_id, room) {
         session.gateway.subscriptions.release(room).await;
     }
+    let _ = session.gateway.sessions.remove_room(&session.peer_id, room).await;
 }
 
 /// The metadata as the room service stores it: JSON text, empty for none.

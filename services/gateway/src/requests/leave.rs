@@ -1,9 +1,10 @@
-//! `leave`, and leaving every room when the socket closes.
+//! `leave`, and leaving a room when a session ends.
 
 use cluster_proto::room::LeaveReason;
 use protocol::RequestId;
 
 use super::RequestError;
+use crate::Gateway;
 use crate::render;
 use crate::session::Session;
 
@@ -13,25 +14,29 @@ use crate::session::Session;
 pub async fn handle(session: &Session, id: Option<RequestId>, room: String) -> Result<(), RequestError> {
     let gateway = &session.gateway;
     gateway.registry.begin_leave(&session.peer_id, &room)?;
-    if let Err(error) = gateway.rooms.leave(&room, &session.peer_id, LeaveReason::Left).await {
+    if let Err(error) = gateway.rooms.leave(&room, &session.peer_id, &gateway.node_id, LeaveReason::Left).await {
         gateway.registry.cancel_leave(&session.peer_id, &room);
         return Err(error.into());
     }
     if gateway.registry.remove_membership(&session.peer_id, &room) {
         gateway.subscriptions.release(&room).await;
     }
-    session.sender.send(render::left(id, &room, protocol::LeaveReason::Left));
+    if let Err(error) = gateway.sessions.remove_room(&session.peer_id, &room).await {
+        // A stale entry only makes the janitor try a leave that finds nothing.
+        tracing::debug!(%error, "could not remove the room from the session record");
+    }
+    session.reply(&render::left_message(id, &room, protocol::LeaveReason::Left));
     Ok(())
 }
 
-/// Leaves one room for a peer whose socket has closed.
-pub async fn after_disconnect(session: &Session, room: &str) {
-    let gateway = &session.gateway;
-    if let Err(error) = gateway.rooms.leave(room, &session.peer_id, LeaveReason::Disconnected).await {
-        // The member stays in the room store; the others keep seeing it.
-        tracing::warn!(room, peer = %session.peer_id, %error, "leave after disconnect failed");
+/// Leaves one room for a session that ended.
+pub async fn after_disconnect(gateway: &Gateway, peer: &str, room: &str) {
+    if let Err(error) = gateway.rooms.leave(room, peer, &gateway.node_id, LeaveReason::Disconnected).await {
+        // The member stays in the room store; the janitor removes it once this node's
+        // lease expires, or the lease loss resets this node.
+        tracing::warn!(room, peer, %error, "leave after disconnect failed");
     }
-    if gateway.registry.remove_membership(&session.peer_id, room) {
+    if gateway.registry.remove_membership(peer, room) {
         gateway.subscriptions.release(room).await;
     }
 }

@@ -1,5 +1,6 @@
 //! `signal` (to one peer) and `broadcast` (to the room): the hot path.
 
+use bus::Topic;
 use bus::envelope::{self, Body, Broadcast, Signal};
 use protocol::names::{validate_peer_id, validate_signal_kind};
 use protocol::{ErrorCode, JsonData, RequestId, ServerMessage};
@@ -33,7 +34,10 @@ pub async fn signal(
             kind,
             data_json: data.as_str().to_string(),
         });
-        gateway.bus.publish(&room, envelope::encode(&envelope::new(&room, &gateway.node_id, body))).await?;
+        gateway
+            .bus
+            .publish(Topic::Room(&room), envelope::encode(&envelope::new(&room, &gateway.node_id, body)))
+            .await?;
     }
     acknowledge(session, id);
     Ok(())
@@ -50,7 +54,7 @@ pub async fn broadcast(
     let from = &*session.peer_id;
     gateway.registry.broadcast_locally(&room, from, render::broadcast(&room, Some(from), data.as_str()))?;
     let body = Body::Broadcast(Broadcast { from_peer: from.to_string(), data_json: data.as_str().to_string() });
-    gateway.bus.publish(&room, envelope::encode(&envelope::new(&room, &gateway.node_id, body))).await?;
+    gateway.bus.publish(Topic::Room(&room), envelope::encode(&envelope::new(&room, &gateway.node_id, body))).await?;
     acknowledge(session, id);
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use bus::MemoryHub;
+use bus::{MemoryHub, Topic};
 use bytes::Bytes;
 use cluster_proto::room::{Member, Room};
 
@@ -66,21 +66,36 @@ impl RoomStore for MemoryRoomStore {
             }
             state.members.insert(member.peer_id.clone(), member.clone());
             // Published under the lock: events leave in the order of the changes.
-            self.hub.publish_now(room, joined_event);
+            self.hub.publish_now(Topic::Room(room), joined_event);
         }
         Ok(JoinOutcome { room: state.info(room), members: state.members.values().cloned().collect() })
     }
 
-    async fn leave(&self, room: &str, peer_id: &str, left_event: Bytes) -> Result<bool> {
+    async fn leave(&self, room: &str, peer_id: &str, owner: Option<&str>, left_event: Bytes) -> Result<bool> {
         let mut rooms = self.lock();
         let Some(state) = rooms.get_mut(room) else { return Ok(false) };
-        if state.members.remove(peer_id).is_none() {
-            return Ok(false);
+        match state.members.get(peer_id) {
+            Some(member) if owner.is_none_or(|owner| owner == member.node_id) => {}
+            _ => return Ok(false),
         }
-        self.hub.publish_now(room, left_event);
+        state.members.remove(peer_id);
+        self.hub.publish_now(Topic::Room(room), left_event);
         if state.members.is_empty() {
             rooms.remove(room);
         }
+        Ok(true)
+    }
+
+    async fn move_member(&self, room: &str, peer_id: &str, from: &str, to: &str, moved_event: Bytes) -> Result<bool> {
+        let mut rooms = self.lock();
+        let Some(member) = rooms.get_mut(room).and_then(|state| state.members.get_mut(peer_id)) else {
+            return Ok(false);
+        };
+        if member.node_id != from {
+            return Ok(false);
+        }
+        member.node_id = to.to_string();
+        self.hub.publish_now(Topic::Room(room), moved_event);
         Ok(true)
     }
 
@@ -114,7 +129,7 @@ impl RoomStore for MemoryRoomStore {
         if !rooms.contains_key(room) {
             return Ok(false);
         }
-        self.hub.publish_now(room, event);
+        self.hub.publish_now(Topic::Room(room), event);
         Ok(true)
     }
 

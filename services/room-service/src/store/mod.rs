@@ -16,6 +16,10 @@
 //!   and publishes nothing.
 //! - A room exists from its first join until its last member leaves; its capacity is
 //!   fixed when it is created.
+//! - Every member has an owner, the gateway node holding its session (`member.node_id`
+//!   at join). A leave can be made conditional on the owner, and `move_member` changes
+//!   the owner and publishes a `session_moved` marker in one atomic step, so that a
+//!   clean-up and a resume racing over the same member cannot both win.
 
 pub mod memory;
 pub mod redis;
@@ -48,11 +52,16 @@ pub trait RoomStore: Send + Sync + 'static {
     /// does not exist, and publishes `joined_event` on the room's channel.
     async fn join(&self, room: &str, member: &Member, capacity: u32, joined_event: Bytes) -> Result<JoinOutcome>;
 
-    /// Removes the member if present, publishing `left_event`; deletes the room when it
-    /// becomes empty. Returns whether the peer was a member.
-    async fn leave(&self, room: &str, peer_id: &str, left_event: Bytes) -> Result<bool>;
+    /// Removes the member if present (and, with `owner`, held by that node), publishing
+    /// `left_event`; deletes the room when it becomes empty. Returns whether it removed.
+    async fn leave(&self, room: &str, peer_id: &str, owner: Option<&str>, left_event: Bytes) -> Result<bool>;
 
-    /// The members of a room; empty if the room does not exist.
+    /// Makes `to` the owner of a member that `from` holds, publishing `moved_event`.
+    /// Returns whether it moved.
+    async fn move_member(&self, room: &str, peer_id: &str, from: &str, to: &str, moved_event: Bytes) -> Result<bool>;
+
+    /// The members of a room, `node_id` set to the current owner; empty if there is no
+    /// room.
     async fn members(&self, room: &str) -> Result<Vec<Member>>;
 
     /// A room, if it exists.

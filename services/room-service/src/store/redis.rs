@@ -9,7 +9,7 @@ use bus::{Keyspace, RedisConfig};
 use bytes::Bytes;
 use cluster_proto::room::{Member, Room};
 use fred::clients::Client;
-use fred::interfaces::{ClientLike, HashesInterface, KeysInterface};
+use fred::interfaces::{ClientLike, KeysInterface};
 use fred::types::Value;
 use fred::types::scripts::Script;
 use prost::Message;
@@ -21,6 +21,8 @@ const JOIN: &str = include_str!("scripts/join.lua");
 const LEAVE: &str = include_str!("scripts/leave.lua");
 const ROOM_INFO: &str = include_str!("scripts/room_info.lua");
 const PUBLISH_IF_EXISTS: &str = include_str!("scripts/publish_if_exists.lua");
+const MOVE_MEMBER: &str = include_str!("scripts/move_member.lua");
+const MEMBERS: &str = include_str!("scripts/members.lua");
 
 pub struct RedisRoomStore {
     client: Client,
@@ -29,6 +31,8 @@ pub struct RedisRoomStore {
     leave: Script,
     room_info: Script,
     publish_if_exists: Script,
+    move_member: Script,
+    members: Script,
 }
 
 impl RedisRoomStore {
@@ -40,11 +44,13 @@ impl RedisRoomStore {
             leave: Script::from_lua(LEAVE),
             room_info: Script::from_lua(ROOM_INFO),
             publish_if_exists: Script::from_lua(PUBLISH_IF_EXISTS),
+            move_member: Script::from_lua(MOVE_MEMBER),
+            members: Script::from_lua(MEMBERS),
         })
     }
 
     fn room_keys(&self, room: &str) -> Vec<String> {
-        vec![self.keys.members_key(room), self.keys.info_key(room)]
+        vec![self.keys.members_key(room), self.keys.info_key(room), self.keys.owners_key(room)]
     }
 
     async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<Value>) -> Result<Value> {
@@ -92,6 +98,7 @@ impl RoomStore for RedisRoomStore {
             Value::from(member.joined_at_ms),
             Value::from(self.keys.room_channel(room)),
             Value::Bytes(joined_event),
+            Value::from(member.node_id.as_str()),
         ];
         let reply = self.run(&self.join, self.room_keys(room), args).await?;
         let Value::Array(fields) = reply else { return Err(malformed("join reply")) };
@@ -112,25 +119,46 @@ impl RoomStore for RedisRoomStore {
         Ok(JoinOutcome { room, members })
     }
 
-    async fn leave(&self, room: &str, peer_id: &str, left_event: Bytes) -> Result<bool> {
-        let args = vec![Value::from(peer_id), Value::from(self.keys.room_channel(room)), Value::Bytes(left_event)];
+    async fn leave(&self, room: &str, peer_id: &str, owner: Option<&str>, left_event: Bytes) -> Result<bool> {
+        let args = vec![
+            Value::from(peer_id),
+            Value::from(self.keys.room_channel(room)),
+            Value::Bytes(left_event),
+            Value::from(owner.unwrap_or_default()),
+        ];
         Ok(int(&self.run(&self.leave, self.room_keys(room), args).await?)? == 1)
     }
 
+    async fn move_member(&self, room: &str, peer_id: &str, from: &str, to: &str, moved_event: Bytes) -> Result<bool> {
+        let args = vec![
+            Value::from(peer_id),
+            Value::from(from),
+            Value::from(to),
+            Value::from(self.keys.room_channel(room)),
+            Value::Bytes(moved_event),
+        ];
+        Ok(int(&self.run(&self.move_member, vec![self.keys.owners_key(room)], args).await?)? == 1)
+    }
+
     async fn members(&self, room: &str) -> Result<Vec<Member>> {
-        let flat: Value = self.client.hgetall(self.keys.members_key(room)).await.map_err(store_error)?;
-        match flat {
-            Value::Map(map) => map
-                .inner()
-                .into_values()
-                .map(|value| {
-                    let bytes = value.as_bytes().ok_or_else(|| malformed("member"))?;
-                    Member::decode(bytes).map_err(|_| malformed("member"))
-                })
+        let keys = vec![self.keys.members_key(room), self.keys.owners_key(room)];
+        let reply = self.run(&self.members, keys, Vec::new()).await?;
+        let Value::Array(parts) = reply else { return Err(malformed("members reply")) };
+        let [members, owners] = parts.as_slice() else { return Err(malformed("members reply")) };
+        let owners: std::collections::HashMap<String, String> = match owners {
+            Value::Array(flat) => flat
+                .chunks(2)
+                .filter_map(|pair| Some((pair.first()?.as_string()?, pair.get(1)?.as_string()?)))
                 .collect(),
-            Value::Null => Ok(Vec::new()),
-            other => decode_members(&other),
+            _ => Default::default(),
+        };
+        let mut members = decode_members(members)?;
+        for member in &mut members {
+            if let Some(owner) = owners.get(&member.peer_id) {
+                member.node_id = owner.clone();
+            }
         }
+        Ok(members)
     }
 
     async fn room(&self, room: &str) -> Result<Option<Room>> {

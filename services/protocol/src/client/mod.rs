@@ -1,5 +1,8 @@
 //! A small async client for protocol v1, used by the tests and the load tester.
 //!
+//! [`Client`] is one connection; [`ReconnectingClient`] survives lost connections by
+//! resuming its session on another.
+//!
 //! It is deliberately sequential: one owner drives it, [`Client::request`] sends a
 //! request with a fresh id and reads until the reply with that id arrives, keeping
 //! everything else it reads (presence, signals) in a backlog that
@@ -14,7 +17,11 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, Message, protocol::CloseFrame};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::{ErrorCode, JsonData, PeerInfo, Request, RequestFrame, RequestId, ServerMessage, Welcome};
+use crate::{ErrorCode, JsonData, PeerInfo, Request, RequestFrame, RequestId, Sequenced, ServerMessage, Welcome};
+
+mod reconnecting;
+
+pub use reconnecting::{Backoff, ReconnectingClient};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -47,6 +54,12 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Whether the connection is gone (as opposed to a request that failed on a working
+    /// connection).
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, Self::WebSocket(_) | Self::Closed { .. })
+    }
+
     /// The error code when the server answered with an `error` frame.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
@@ -62,7 +75,25 @@ pub struct Client {
     backlog: VecDeque<ServerMessage>,
     next_id: u64,
     reply_timeout: Duration,
+    /// The highest `seq` received, and the highest acknowledged to the server.
+    last_seq: u64,
+    acked_seq: u64,
+    /// Sequence numbers that were not the next one expected (duplicates, gaps).
+    sequence_errors: Vec<String>,
 }
+
+/// How a connection started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// A new session (a new peer id).
+    Fresh,
+    /// The session of the resume token, with its rooms; `gap` says whether messages may
+    /// have been lost while the client was away.
+    Resumed { gap: bool, rooms: Vec<String> },
+}
+
+/// Acknowledge received messages every this many (the server may then free them).
+const ACK_EVERY: u64 = 16;
 
 impl Client {
     /// Connects to a gateway's `/ws` URL (e.g. `ws://127.0.0.1:8080/ws`) with a token
@@ -73,9 +104,33 @@ impl Client {
     }
 
     pub async fn connect_with(url: &str, auth: Auth) -> Result<Self, ClientError> {
-        let url = match &auth {
-            Auth::Query(token) => format!("{url}{}token={token}", if url.contains('?') { '&' } else { '?' }),
-            _ => url.to_string(),
+        Self::open(url, auth, None).await.map(|(client, _)| client)
+    }
+
+    /// Resumes the session of `resume_token` (from `welcome`), saying that `last_seq` is
+    /// the last message received. If the session cannot be resumed, a new one starts
+    /// with `fallback` when that carries a token, else this fails.
+    pub async fn resume(
+        url: &str,
+        resume_token: &str,
+        last_seq: u64,
+        fallback: Auth,
+    ) -> Result<(Self, Start), ClientError> {
+        Self::open(url, fallback, Some((resume_token, last_seq))).await
+    }
+
+    async fn open(url: &str, auth: Auth, resume: Option<(&str, u64)>) -> Result<(Self, Start), ClientError> {
+        let mut query = Vec::new();
+        if let Auth::Query(token) = &auth {
+            query.push(format!("token={token}"));
+        }
+        if let Some((resume_token, last_seq)) = resume {
+            query.push(format!("resume={resume_token}&last_seq={last_seq}"));
+        }
+        let url = if query.is_empty() {
+            url.to_string()
+        } else {
+            format!("{url}{}{}", if url.contains('?') { '&' } else { '?' }, query.join("&"))
         };
         let (socket, _response) =
             within(DEFAULT_REPLY_TIMEOUT, "websocket handshake", tokio_tungstenite::connect_async(url)).await??;
@@ -85,16 +140,27 @@ impl Client {
             backlog: VecDeque::new(),
             next_id: 1,
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
+            last_seq: resume.map_or(0, |(_, last_seq)| last_seq),
+            acked_seq: 0,
+            sequence_errors: Vec::new(),
         };
         if let Auth::Message(token) = auth {
             client.send(Request::Auth { token }).await?;
         }
-        match client.read().await? {
-            ServerMessage::Welcome(welcome) => client.welcome = welcome,
+        let start = match client.read().await? {
+            ServerMessage::Welcome(welcome) => {
+                client.welcome = welcome;
+                client.last_seq = 0;
+                Start::Fresh
+            }
+            ServerMessage::Resumed(resumed) => {
+                client.welcome = resumed.session;
+                Start::Resumed { gap: resumed.gap, rooms: resumed.rooms }
+            }
             ServerMessage::Error { code, message, .. } => return Err(ClientError::Server { code, message }),
             other => return Err(ClientError::Unexpected(other.to_json())),
-        }
-        Ok(client)
+        };
+        Ok((client, start))
     }
 
     pub fn welcome(&self) -> &Welcome {
@@ -103,6 +169,49 @@ impl Client {
 
     pub fn peer_id(&self) -> &str {
         &self.welcome.peer_id
+    }
+
+    /// The token to resume this session with, if the server offers resume.
+    pub fn resume_token(&self) -> Option<&str> {
+        self.welcome.resume_token.as_deref()
+    }
+
+    /// The `seq` of the last message received.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Every sequence number that was not the one expected: a duplicate or a gap. A
+    /// correct server over a correct resume leaves this empty.
+    pub fn sequence_errors(&self) -> &[String] {
+        &self.sequence_errors
+    }
+
+    /// Acknowledges everything received so far.
+    pub async fn acknowledge(&mut self) -> Result<(), ClientError> {
+        if self.last_seq > self.acked_seq {
+            self.acked_seq = self.last_seq;
+            let frame = RequestFrame { id: None, request: Request::Received { seq: self.last_seq } };
+            self.socket.send(Message::text(frame.to_json())).await?;
+        }
+        Ok(())
+    }
+
+    async fn acknowledge_if_due(&mut self) -> Result<(), ClientError> {
+        if self.last_seq - self.acked_seq >= ACK_EVERY { self.acknowledge().await } else { Ok(()) }
+    }
+
+    /// Closes without ending the session (close code 4000): the server keeps it for a
+    /// resume, as if the connection had been lost.
+    pub async fn close_for_resume(mut self) -> Result<(), ClientError> {
+        let frame = CloseFrame { code: 4000.into(), reason: "reconnecting".into() };
+        self.socket.close(Some(frame)).await?;
+        Ok(())
+    }
+
+    /// Drops the connection without a close frame, as a network failure would.
+    pub fn abandon(self) {
+        drop(self);
     }
 
     /// Changes how long [`Client::request`] and [`Client::next_message`] wait.
@@ -181,6 +290,7 @@ impl Client {
 
     /// Sends any WebSocket message, valid or not (for tests of bad input).
     pub async fn send_raw(&mut self, message: Message) -> Result<(), ClientError> {
+        self.acknowledge_if_due().await?;
         Ok(self.socket.send(message).await?)
     }
 
@@ -189,6 +299,7 @@ impl Client {
         if let Some(message) = self.backlog.pop_front() {
             return Ok(message);
         }
+        self.acknowledge_if_due().await?;
         within(self.reply_timeout, "message", self.read()).await?
     }
 
@@ -215,7 +326,19 @@ impl Client {
         Ok(())
     }
 
-    /// Reads one protocol message from the socket.
+    /// A message that has already arrived, without waiting for one.
+    pub async fn poll_message(&mut self) -> Result<Option<ServerMessage>, ClientError> {
+        if let Some(message) = self.backlog.pop_front() {
+            return Ok(Some(message));
+        }
+        // A zero timeout still polls the read once; the read is cancel-safe.
+        match tokio::time::timeout(Duration::ZERO, self.read()).await {
+            Ok(result) => result.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Reads one protocol message from the socket, checking and acknowledging its `seq`.
     async fn read(&mut self) -> Result<ServerMessage, ClientError> {
         loop {
             let Some(frame) = self.socket.next().await else {
@@ -226,7 +349,15 @@ impl Client {
             };
             match frame? {
                 Message::Text(text) => {
-                    return serde_json::from_str(&text).map_err(|e| ClientError::Unexpected(format!("{e}: {text}")));
+                    let sequenced: Sequenced =
+                        serde_json::from_str(&text).map_err(|e| ClientError::Unexpected(format!("{e}: {text}")))?;
+                    // Nothing else is awaited here once a message is parsed, so that a
+                    // cancelled read (poll_message) never loses one; acknowledgements go
+                    // out with the next send or wait.
+                    if let Some(seq) = sequenced.seq {
+                        self.check_sequence(seq);
+                    }
+                    return Ok(sequenced.message);
                 }
                 Message::Close(frame) => {
                     let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string()));
@@ -236,6 +367,16 @@ impl Client {
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
             }
         }
+    }
+}
+
+impl Client {
+    fn check_sequence(&mut self, seq: u64) {
+        if seq != self.last_seq + 1 {
+            let what = if seq <= self.last_seq { "duplicate or reordered" } else { "gap" };
+            self.sequence_errors.push(format!("{what}: seq {seq} after {}", self.last_seq));
+        }
+        self.last_seq = self.last_seq.max(seq);
     }
 }
 
@@ -252,5 +393,7 @@ fn placeholder_welcome() -> Welcome {
         server: crate::ServerInfo { version: String::new(), node: String::new() },
         ice_servers: Vec::new(),
         limits: crate::Limits { max_message_bytes: 0, max_rooms: 0 },
+        resume_token: None,
+        resume_window_ms: None,
     }
 }

@@ -1,0 +1,207 @@
+//! A client that survives lost connections: it reconnects with backoff, to the next of
+//! its gateway URLs, resumes its session there, and follows a gateway's `reconnect`
+//! instruction (sent before the gateway drains). What it received before and after is
+//! one sequence: nothing lost, nothing twice, unless the resume reports a gap.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use super::{Auth, Client, ClientError, Start};
+use crate::{PeerInfo, Request, ServerMessage};
+
+/// Exponential backoff with full jitter between reconnection attempts.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub min: Duration,
+    pub max: Duration,
+    /// Attempts stop (with the last error) once this much time has passed.
+    pub give_up_after: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { min: Duration::from_millis(50), max: Duration::from_secs(2), give_up_after: Duration::from_secs(30) }
+    }
+}
+
+pub struct ReconnectingClient {
+    urls: Vec<String>,
+    next_url: usize,
+    token: String,
+    backoff: Backoff,
+    client: Client,
+    /// Messages read while checking for a `reconnect` before a send, not yet returned.
+    pending: VecDeque<ServerMessage>,
+    /// Rooms joined, with their metadata, to join again if a resume fails.
+    rooms: BTreeMap<String, Option<serde_json::Value>>,
+    /// How every reconnection went, oldest first.
+    starts: Vec<Start>,
+    sequence_errors: Vec<String>,
+}
+
+impl ReconnectingClient {
+    /// Connects to the first of `urls` (a load balancer, or the gateways themselves).
+    pub async fn connect(urls: Vec<String>, token: &str, backoff: Backoff) -> Result<Self, ClientError> {
+        assert!(!urls.is_empty(), "at least one gateway URL");
+        let client = Client::connect(&urls[0], Some(token)).await?;
+        Ok(Self {
+            urls,
+            next_url: 1,
+            token: token.to_string(),
+            backoff,
+            client,
+            pending: VecDeque::new(),
+            rooms: BTreeMap::new(),
+            starts: Vec::new(),
+            sequence_errors: Vec::new(),
+        })
+    }
+
+    pub fn peer_id(&self) -> &str {
+        self.client.peer_id()
+    }
+
+    /// The current connection.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// How each reconnection went (resumed, with or without a gap, or a new session).
+    pub fn starts(&self) -> &[Start] {
+        &self.starts
+    }
+
+    /// Sequence errors over every connection so far (see [`Client::sequence_errors`]).
+    pub fn sequence_errors(&self) -> Vec<String> {
+        self.sequence_errors.iter().chain(self.client.sequence_errors()).cloned().collect()
+    }
+
+    pub async fn join(
+        &mut self,
+        room: &str,
+        metadata: Option<serde_json::Value>,
+    ) -> Result<Vec<PeerInfo>, ClientError> {
+        self.follow_instructions().await?;
+        let peers = match self.client.join(room, metadata.clone()).await {
+            Err(error) if error.is_connection_lost() => {
+                self.reconnect().await?;
+                self.client.join(room, metadata.clone()).await?
+            }
+            other => other?,
+        };
+        self.rooms.insert(room.to_string(), metadata);
+        Ok(peers)
+    }
+
+    pub async fn leave(&mut self, room: &str) -> Result<(), ClientError> {
+        self.follow_instructions().await?;
+        self.rooms.remove(room);
+        self.client.leave(room).await
+    }
+
+    /// Sends a signal. Before sending it checks whether the gateway asked to move, so a
+    /// signal never goes onto a connection the gateway is closing.
+    pub async fn signal(
+        &mut self,
+        room: &str,
+        to: &str,
+        kind: &str,
+        data: serde_json::Value,
+    ) -> Result<(), ClientError> {
+        self.follow_instructions().await?;
+        match self.client.signal(room, to, kind, data.clone()).await {
+            Err(error) if error.is_connection_lost() => {
+                self.reconnect().await?;
+                self.client.signal(room, to, kind, data).await
+            }
+            other => other,
+        }
+    }
+
+    /// The next message. A lost connection or a `reconnect` instruction is handled here:
+    /// after reconnecting, the `resumed` (or, if the session could not be resumed, the
+    /// new `welcome`) is returned as the next message, then the session goes on.
+    pub async fn next_message(&mut self) -> Result<ServerMessage, ClientError> {
+        if let Some(message) = self.pending.pop_front() {
+            return Ok(message);
+        }
+        match self.client.next_message().await {
+            Ok(ServerMessage::Reconnect { .. }) => self.reconnect().await,
+            Err(error) if error.is_connection_lost() => self.reconnect().await,
+            other => other,
+        }
+    }
+
+    /// Reads what has already arrived; on a `reconnect` instruction, moves at once.
+    async fn follow_instructions(&mut self) -> Result<(), ClientError> {
+        loop {
+            match self.client.poll_message().await {
+                Ok(Some(ServerMessage::Reconnect { .. })) => {
+                    let start = self.reconnect().await?;
+                    self.pending.push_back(start);
+                }
+                Ok(Some(message)) => self.pending.push_back(message),
+                Ok(None) => return Ok(()),
+                Err(error) if error.is_connection_lost() => {
+                    let start = self.reconnect().await?;
+                    self.pending.push_back(start);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Reconnects and resumes, trying the URLs in turn with backoff; returns the message
+    /// that started the new connection (`resumed` or `welcome`).
+    async fn reconnect(&mut self) -> Result<ServerMessage, ClientError> {
+        let resume_token = self.client.resume_token().map(str::to_string);
+        let last_seq = self.client.last_seq();
+        self.sequence_errors.extend(self.client.sequence_errors().iter().cloned());
+        let started = tokio::time::Instant::now();
+        let mut attempt = 0u32;
+        let (client, start) = loop {
+            let url = self.urls[self.next_url % self.urls.len()].clone();
+            self.next_url += 1;
+            let outcome = match &resume_token {
+                Some(resume) => Client::resume(&url, resume, last_seq, Auth::Query(self.token.clone())).await,
+                None => Client::connect(&url, Some(&self.token)).await.map(|client| (client, Start::Fresh)),
+            };
+            match outcome {
+                Ok(connected) => break connected,
+                Err(error) if started.elapsed() > self.backoff.give_up_after => return Err(error),
+                Err(_) => {
+                    let ceiling = self.backoff.max.min(self.backoff.min * 2u32.saturating_pow(attempt.min(16)));
+                    attempt += 1;
+                    tokio::time::sleep(ceiling.mul_f64(0.5 + rand_unit() / 2.0)).await;
+                }
+            }
+        };
+        // The old connection is replaced; its socket (if still open) is dropped here.
+        let old = std::mem::replace(&mut self.client, client);
+        old.abandon();
+        self.starts.push(start.clone());
+        let first = match start {
+            Start::Resumed { gap, rooms } => {
+                ServerMessage::Resumed(crate::Resumed { session: self.client.welcome().clone(), rooms, gap })
+            }
+            Start::Fresh => {
+                // A new session: the rooms are joined again.
+                for (room, metadata) in self.rooms.clone() {
+                    self.client
+                        .request(Request::Join { room, metadata: metadata.as_ref().map(crate::JsonData::from_value) })
+                        .await?;
+                }
+                ServerMessage::Welcome(self.client.welcome().clone())
+            }
+        };
+        Ok(first)
+    }
+}
+
+/// A number in [0, 1) for jitter, without a dependency on `rand`.
+fn rand_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(std::process::id() as u64);
+    (hasher.finish() % 1_000_000) as f64 / 1_000_000.0
+}

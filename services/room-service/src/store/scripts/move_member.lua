@@ -1,0 +1,11 @@
+-- Moves a member to another gateway node and publishes the session_moved marker,
+-- atomically, if the expected node holds it.
+-- KEYS[1] owners hash; ARGV[1] peer id, ARGV[2] from node, ARGV[3] to node,
+-- ARGV[4] the room's channel, ARGV[5] encoded session_moved envelope
+-- Returns 1 if moved, else 0.
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
