@@ -18,8 +18,9 @@
 //!   accepted the publishes. In particular, messages one publisher publishes on one
 //!   channel, one after the other, arrive in that order.
 //! - At most once: a message is delivered to each node subscribed when it was published,
-//!   or, when the bus fails or a node falls too far behind, not at all. Losses are
-//!   logged; nothing is retried by the bus itself.
+//!   or, when the bus fails or a node falls too far behind, not at all. Nothing is
+//!   retried by the bus itself, but a node is told when it may have missed messages:
+//!   [`Bus::interruptions`] counts up.
 //! - `subscribe` returns once the subscription is active: anything published after it
 //!   returns reaches this node. (The gateway's joins depend on it; fred's own
 //!   `subscribe` does not promise it, see `RedisBus::subscribe`.)
@@ -73,4 +74,9 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Whether the bus is reachable right now (for readiness probes).
     async fn check(&self) -> Result<(), BusError>;
+
+    /// How many times this node may have missed messages: its subscriptions were
+    /// re-established after a lost connection, or it fell too far behind. Whatever a
+    /// node derives from the messages it received is suspect after each increment.
+    fn interruptions(&self) -> tokio::sync::watch::Receiver<u64>;
 }

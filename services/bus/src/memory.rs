@@ -7,13 +7,19 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::{Bus, BusError, Incoming, Keyspace, Topic};
 
 /// Channel names inside a hub (which has no prefix to share with anyone).
 fn channel(topic: Topic<'_>) -> String {
     Keyspace::new("").channel(topic)
+}
+
+struct NodeQueue {
+    sender: mpsc::Sender<Bytes>,
+    /// Counts the envelopes dropped because the queue was full.
+    interruptions: watch::Sender<u64>,
 }
 
 /// The shared switchboard of the in-memory bus. Clones share one hub.
@@ -25,7 +31,7 @@ pub struct MemoryHub {
 #[derive(Default)]
 struct HubState {
     next_node: u64,
-    nodes: HashMap<u64, mpsc::Sender<Bytes>>,
+    nodes: HashMap<u64, NodeQueue>,
     subscribers: HashMap<String, HashSet<u64>>,
 }
 
@@ -35,14 +41,14 @@ impl MemoryHub {
     }
 
     /// A new node on this hub, with an incoming queue of `queue_len` envelopes. When a
-    /// node's queue is full, further envelopes for it are dropped (and logged), as a
-    /// Redis server drops a subscriber that falls behind.
+    /// node's queue is full, further envelopes for it are dropped (logged, and counted
+    /// as an interruption), as a Redis server drops a subscriber that falls behind.
     pub fn node(&self, queue_len: usize) -> (MemoryBus, Incoming) {
         let (sender, receiver) = mpsc::channel(queue_len.max(1));
         let mut state = self.lock();
         let node = state.next_node;
         state.next_node += 1;
-        state.nodes.insert(node, sender);
+        state.nodes.insert(node, NodeQueue { sender, interruptions: watch::Sender::new(0) });
         (MemoryBus { hub: self.clone(), node }, receiver)
     }
 
@@ -54,10 +60,11 @@ impl MemoryHub {
         let state = self.lock();
         let Some(subscribers) = state.subscribers.get(&channel(topic)) else { return };
         for node in subscribers {
-            if let Some(sender) = state.nodes.get(node)
-                && let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(envelope.clone())
+            if let Some(queue) = state.nodes.get(node)
+                && let Err(mpsc::error::TrySendError::Full(_)) = queue.sender.try_send(envelope.clone())
             {
                 tracing::warn!(?topic, node, "memory bus queue full: envelope dropped");
+                queue.interruptions.send_modify(|count| *count += 1);
             }
         }
     }
@@ -107,6 +114,13 @@ impl Bus for MemoryBus {
 
     async fn check(&self) -> Result<(), BusError> {
         Ok(())
+    }
+
+    fn interruptions(&self) -> watch::Receiver<u64> {
+        match self.hub.lock().nodes.get(&self.node) {
+            Some(queue) => queue.interruptions.subscribe(),
+            None => watch::Sender::new(0).subscribe(),
+        }
     }
 }
 

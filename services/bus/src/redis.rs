@@ -17,7 +17,7 @@ use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::types::config::{Config, ReconnectPolicy, UnresponsiveConfig};
 use fred::types::{Builder, Value};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio::sync::{broadcast, broadcast::error::RecvError, mpsc, watch};
 
 use crate::{Bus, BusError, Incoming, Keyspace, Topic};
 
@@ -42,6 +42,10 @@ pub struct RedisConfig {
     /// Capacity of the subscriber's internal message buffer. If the node's dispatcher
     /// falls this far behind, envelopes are lost (and logged).
     pub subscriber_buffer: usize,
+    /// Most commands waiting to be written to Redis (they pile up while a connection is
+    /// re-established); past it a command fails at once as unavailable, so an outage
+    /// cannot grow memory without bound.
+    pub command_queue: usize,
 }
 
 impl Default for RedisConfig {
@@ -53,6 +57,7 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_secs(2),
             reconnect_max_delay: Duration::from_secs(2),
             subscriber_buffer: 16_384,
+            command_queue: 65_536,
         }
     }
 }
@@ -75,6 +80,7 @@ impl RedisConfig {
                 perf.broadcast_channel_capacity = self.subscriber_buffer;
             })
             .with_connection_config(|conn| {
+                conn.max_command_buffer_len = self.command_queue.max(1);
                 conn.connection_timeout = self.connect_timeout;
                 conn.internal_command_timeout = self.command_timeout;
                 // A connection that stops answering (a partition rather than a reset)
@@ -103,12 +109,23 @@ fn unavailable(error: fred::error::Error) -> BusError {
     BusError::Unavailable(error.to_string())
 }
 
+/// Connects and waits for the first connection. fred's `wait_for_connect` reads the
+/// state, then subscribes to the next connect event: a connection made in between goes
+/// unnoticed and the wait lasts until the next one. So the wait is short and repeated,
+/// looking at the state each time.
 async fn start(client: &impl ClientLike, timeout: Duration) -> Result<(), BusError> {
+    const LOOK_AGAIN: Duration = Duration::from_millis(100);
     client.connect();
-    match tokio::time::timeout(timeout, client.wait_for_connect()).await {
-        Ok(result) => result.map_err(unavailable),
-        Err(_) => Err(BusError::Unavailable(format!("no connection to Redis within {timeout:?}"))),
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if client.is_connected() {
+            return Ok(());
+        }
+        if let Ok(result) = tokio::time::timeout(LOOK_AGAIN, client.wait_for_connect()).await {
+            return result.map_err(unavailable);
+        }
     }
+    Err(BusError::Unavailable(format!("no connection to Redis within {timeout:?}")))
 }
 
 /// The Redis pub/sub bus of one node.
@@ -116,6 +133,7 @@ pub struct RedisBus {
     keys: Keyspace,
     publisher: Client,
     subscriber: SubscriberClient,
+    interruptions: watch::Receiver<u64>,
 }
 
 impl RedisBus {
@@ -125,18 +143,46 @@ impl RedisBus {
         let publisher = config.connect_client().await?;
         let subscriber = config.builder()?.build_subscriber_client().map_err(unavailable)?;
         let (sender, receiver) = mpsc::channel(incoming_queue.max(1));
-        // Subscribe to the message stream before connecting so nothing is missed.
-        tokio::spawn(forward_messages(subscriber.message_rx(), sender));
+        let (interrupted, interruptions) = watch::channel(0);
+        // Listen to the message and connection streams before connecting so nothing is
+        // missed.
+        tokio::spawn(forward_messages(subscriber.message_rx(), sender, interrupted.clone()));
+        tokio::spawn(count_reconnections(subscriber.reconnect_rx(), interrupted));
         start(&subscriber, config.connect_timeout).await?;
         subscriber.manage_subscriptions();
-        Ok((Self { keys: config.keyspace(), publisher, subscriber }, receiver))
+        Ok((Self { keys: config.keyspace(), publisher, subscriber, interruptions }, receiver))
+    }
+}
+
+/// Every connection of the subscriber after its first is a reconnection: whatever was
+/// published between losing the old connection and resubscribing on the new one was
+/// not received. (fred re-subscribes by itself, see above.)
+async fn count_reconnections(
+    mut connections: broadcast::Receiver<fred::types::config::Server>,
+    interrupted: watch::Sender<u64>,
+) {
+    let mut first = true;
+    loop {
+        match connections.recv().await {
+            Ok(server) if first => {
+                tracing::debug!(%server, "bus subscriber connected");
+                first = false;
+            }
+            Ok(server) => {
+                tracing::warn!(%server, "bus subscriber reconnected: messages published meanwhile are lost");
+                interrupted.send_modify(|count| *count += 1);
+            }
+            Err(RecvError::Lagged(_)) => interrupted.send_modify(|count| *count += 1),
+            Err(RecvError::Closed) => return,
+        }
     }
 }
 
 /// Moves message payloads from fred's broadcast channel to the node's queue.
 async fn forward_messages(
-    mut messages: tokio::sync::broadcast::Receiver<fred::types::Message>,
+    mut messages: broadcast::Receiver<fred::types::Message>,
     sink: mpsc::Sender<Bytes>,
+    interrupted: watch::Sender<u64>,
 ) {
     loop {
         let payload = match messages.recv().await {
@@ -150,6 +196,7 @@ async fn forward_messages(
             },
             Err(RecvError::Lagged(lost)) => {
                 tracing::error!(lost, "bus subscriber fell behind: envelopes lost");
+                interrupted.send_modify(|count| *count += 1);
                 continue;
             }
             Err(RecvError::Closed) => return,
@@ -189,5 +236,9 @@ impl Bus for RedisBus {
         }
         let _: Value = self.publisher.ping(None).await.map_err(unavailable)?;
         Ok(())
+    }
+
+    fn interruptions(&self) -> watch::Receiver<u64> {
+        self.interruptions.clone()
     }
 }

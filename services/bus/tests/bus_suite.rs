@@ -132,11 +132,18 @@ async fn redis_one_order_for_all() {
 async fn redis_resubscribes_after_a_restart() {
     let mut server = RedisServer::start().await;
     let (bus, mut incoming) = RedisBus::connect(&redis_config(&server), 1024).await.unwrap();
+    let mut interruptions = bus.interruptions();
     bus.subscribe(Topic::Room("r")).await.unwrap();
     bus.publish(Topic::Room("r"), Bytes::from_static(b"before")).await.unwrap();
     assert_eq!(next(&mut incoming).await, "before");
+    assert_eq!(*interruptions.borrow_and_update(), 0, "connecting the first time is no interruption");
 
     server.restart().await;
+    // The node is told it may have missed messages.
+    tokio::time::timeout(Duration::from_secs(15), interruptions.changed())
+        .await
+        .expect("the reconnection is reported within 15 s")
+        .unwrap();
     // Publish probes until one arrives, which proves the subscription is back. Bounded.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -162,4 +169,17 @@ async fn redis_reports_unavailable_promptly_while_down() {
         tokio::time::timeout(Duration::from_secs(3), bus.publish(Topic::Room("r"), Bytes::from_static(b"lost"))).await;
     assert!(matches!(outcome, Ok(Err(bus::BusError::Unavailable(_)))), "{outcome:?}");
     assert!(tokio::time::timeout(Duration::from_secs(3), bus.check()).await.expect("check returns").is_err());
+}
+
+/// A node whose queue overflows is told so: it has missed envelopes.
+#[tokio::test]
+async fn memory_reports_an_overflowing_queue() {
+    let hub = MemoryHub::new();
+    let (bus, _incoming) = hub.node(1);
+    let mut interruptions = bus.interruptions();
+    bus.subscribe(Topic::Room("r")).await.unwrap();
+    bus.publish(Topic::Room("r"), Bytes::from_static(b"queued")).await.unwrap();
+    assert!(!interruptions.has_changed().unwrap());
+    bus.publish(Topic::Room("r"), Bytes::from_static(b"dropped")).await.unwrap();
+    assert_eq!(*interruptions.borrow_and_update(), 1);
 }

@@ -7,8 +7,10 @@
 //! - [`processes`]: the real `gateway` and `room-service` binaries as child processes.
 //! - [`browser`]: headless Chromium over WebDriver, showing the demo app.
 //! - [`tls_proxy`]: a TLS-terminating proxy, for pages served over https/wss.
+//! - [`balancer`]: a TCP load balancer, for rolling restarts behind one address.
 //! - [`expect`]: assertions on what a client receives.
 
+pub mod balancer;
 pub mod browser;
 pub mod expect;
 pub mod processes;

@@ -24,6 +24,7 @@ impl ServiceProcess {
     /// with a `listen` field.
     pub async fn start(binary: &str, args: &[&str], env: &[(&str, String)], ready_message: &str) -> Self {
         let path = binary_path(binary);
+        let binary_name = binary.to_string();
         let mut command = Command::new(&path);
         // Hermetic: no setting leaks in from the environment the tests run in.
         for (key, _) in std::env::vars() {
@@ -36,6 +37,7 @@ impl ServiceProcess {
             .args(["--log-json", "--listen", "127.0.0.1:0"])
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env_remove("RUST_LOG")
+            .envs(std::env::var("E2E_LOG").ok().map(|filter| ("RUST_LOG", filter)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -55,12 +57,27 @@ impl ServiceProcess {
         .await
         .unwrap_or_else(|_| panic!("{binary} did not log {ready_message:?} within 20 s"))
         .unwrap_or_else(|| panic!("{binary} exited before logging {ready_message:?}"));
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // The pipe is drained so the child never blocks on a full one; with `E2E_LOG`
+        // set the lines are shown, tagged with the child's pid.
+        let echo = std::env::var_os("E2E_LOG").is_some();
+        let pid = child.id().unwrap_or_default();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if echo {
+                    eprintln!("[{binary_name} {pid}] {line}");
+                }
+            }
+        });
         Self { child, addr }
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and waits until it is gone.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill the child");
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -107,4 +124,82 @@ pub fn binary_path(binary: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Redis, a room-service process and gateway processes, configured through the
+/// environment as a deployment would be. Gateways can be killed, drained and started
+/// again.
+pub struct ProcessCluster {
+    pub redis: testkit::RedisServer,
+    pub room_service: ServiceProcess,
+    gateways: Vec<Option<ServiceProcess>>,
+    gateway_env: Vec<(String, String)>,
+}
+
+impl ProcessCluster {
+    /// Starts `gateways` gateways with `gateway_env` on top of the cluster settings;
+    /// the room service's janitor sweeps every `janitor_period`.
+    pub async fn start(gateways: usize, gateway_env: &[(&str, &str)], janitor_period: &str) -> Self {
+        let redis = testkit::RedisServer::start().await;
+        let room_env = [("ROOM_SERVICE_JANITOR__PERIOD", janitor_period.to_string())];
+        let room_service =
+            ServiceProcess::start("room-service", &["--redis-url", &redis.url()], &room_env, "room service ready")
+                .await;
+        let mut env = vec![
+            ("GATEWAY_REDIS__URL".to_string(), redis.url()),
+            ("GATEWAY_ROOM_SERVICE__URL".to_string(), format!("http://{}", room_service.addr())),
+            ("GATEWAY_AUTH__JWT_SECRET".to_string(), crate::SECRET.to_string()),
+        ];
+        env.extend(gateway_env.iter().map(|(key, value)| (key.to_string(), value.to_string())));
+        let mut cluster = Self { redis, room_service, gateways: Vec::new(), gateway_env: env };
+        for _ in 0..gateways {
+            cluster.add_gateway().await;
+        }
+        cluster
+    }
+
+    /// Starts one more gateway; returns its index.
+    pub async fn add_gateway(&mut self) -> usize {
+        let env: Vec<(&str, String)> = self.gateway_env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let gateway = ServiceProcess::start("gateway", &[], &env, "gateway ready").await;
+        self.gateways.push(Some(gateway));
+        self.gateways.len() - 1
+    }
+
+    pub fn gateway_addr(&self, index: usize) -> SocketAddr {
+        self.gateways[index].as_ref().expect("a running gateway").addr()
+    }
+
+    pub fn ws_url(&self, index: usize) -> String {
+        format!("ws://{}/ws", self.gateway_addr(index))
+    }
+
+    /// Takes a gateway out of the cluster's list (to kill or drain it).
+    pub fn take_gateway(&mut self, index: usize) -> ServiceProcess {
+        self.gateways[index].take().expect("a running gateway")
+    }
+
+    /// A token for `identity` granting `rooms`.
+    pub fn token(&self, identity: &str, rooms: &[&str]) -> String {
+        let rooms = rooms.iter().map(|room| room.to_string()).collect();
+        gateway::auth::mint(crate::SECRET, &gateway::auth::Claims::new(identity, rooms, Duration::from_secs(3600)))
+    }
+
+    pub async fn connect(&self, index: usize, identity: &str, rooms: &[&str]) -> protocol::client::Client {
+        protocol::client::Client::connect(&self.ws_url(index), Some(&self.token(identity, rooms)))
+            .await
+            .expect("connect to a gateway process")
+    }
+
+    /// A gRPC client of the room service process.
+    pub async fn room_service_client(
+        &self,
+    ) -> cluster_proto::room::room_service_client::RoomServiceClient<tonic::transport::Channel> {
+        cluster_proto::room::room_service_client::RoomServiceClient::connect(format!(
+            "http://{}",
+            self.room_service.addr()
+        ))
+        .await
+        .expect("connect to the room service")
+    }
 }

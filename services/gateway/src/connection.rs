@@ -62,6 +62,10 @@ async fn start(
         sender.closer().close(close);
         None
     };
+    if !gateway.standing.serving() {
+        let message = "this gateway is rejoining the cluster: try again, or another gateway".to_string();
+        return refuse(ErrorCode::Unavailable, message, CloseCode::TryAgainLater);
+    }
     if let Some(token) = handshake.resume.as_deref().filter(|_| gateway.resume_enabled()) {
         match resume::resume(gateway, token, handshake.last_seq.unwrap_or(0), sender.clone()).await {
             Ok(attached) => return Some(attached),

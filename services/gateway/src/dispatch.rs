@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bus::envelope::{self, Body};
+use bus::envelope::{self, Body, HandoverData};
 use bus::{Incoming, Topic};
 
 use crate::Gateway;
@@ -34,16 +34,19 @@ pub async fn run(mut incoming: Incoming, gateway: Arc<Gateway>) {
                 }
                 Effect::HandOver { to, data } => {
                     tracing::debug!(peer = data.peer_id, to, frames = data.frames.len(), "handing a session over");
-                    tokio::spawn(async move {
-                        let peer = data.peer_id.clone();
-                        let handover = envelope::new("", &gateway.node_id, Body::HandoverData(data));
-                        if let Err(error) = gateway.bus.publish(Topic::Node(&to), envelope::encode(&handover)).await {
-                            tracing::warn!(peer, to, %error, "could not hand a session over");
-                        }
-                    });
+                    gateway.handovers.send(hand_over(gateway.clone(), to, data));
                 }
             }
         }
+    }
+}
+
+/// Publishes a session's handover on the node channel of the gateway that resumed it.
+async fn hand_over(gateway: Arc<Gateway>, to: String, data: HandoverData) {
+    let peer = data.peer_id.clone();
+    let handover = envelope::new("", &gateway.node_id, Body::HandoverData(data));
+    if let Err(error) = gateway.bus.publish(Topic::Node(&to), envelope::encode(&handover)).await {
+        tracing::warn!(peer, to, %error, "could not hand a session over");
     }
 }
 

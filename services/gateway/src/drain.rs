@@ -26,15 +26,22 @@ pub async fn finish(gateway: &Gateway) {
         while gateway.registry.peer_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(POLL).await;
         }
+        if tokio::time::timeout_at(deadline, gateway.handovers.all_sent()).await.is_err() {
+            tracing::warn!("handovers still being sent at the drain timeout");
+        }
     }
     let left = gateway.registry.sessions();
     if !left.is_empty() {
         tracing::info!(sessions = left.len(), "ending the sessions not resumed elsewhere");
     }
     futures_util::future::join_all(left.iter().map(|peer| lifecycle::end(gateway, peer))).await;
-    if gateway.mode != Mode::Embedded
-        && let Err(error) = gateway.sessions.forget_node(&gateway.node_id).await
-    {
+    if gateway.mode == Mode::Embedded {
+        return;
+    }
+    if gateway.standing.has_leftovers() {
+        // Leaving the lease to expire hands them to the janitor.
+        tracing::warn!("sessions ended during an outage are still recorded: the janitor removes them after the lease");
+    } else if let Err(error) = gateway.sessions.forget_node(&gateway.node_id).await {
         tracing::warn!(%error, "could not remove this node's lease; it expires by itself");
     }
 }

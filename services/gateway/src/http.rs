@@ -33,6 +33,9 @@ async fn upgrade(
     if gateway.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    if !gateway.standing.serving() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "rejoining the cluster after losing its state").into_response();
+    }
     let ws = &gateway.config.ws;
     upgrade
         .max_message_size(ws.max_message_bytes)
@@ -55,6 +58,9 @@ async fn healthz() -> &'static str {
 async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
     if gateway.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if !gateway.standing.serving() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "rejoining the cluster after losing its state").into_response();
     }
     let (bus, rooms) = tokio::join!(
         tokio::time::timeout(READY_CHECK_TIMEOUT, gateway.bus.check()),

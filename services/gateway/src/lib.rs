@@ -17,7 +17,8 @@
 //! - [`room_api`]: the room service, in-process or over gRPC.
 //! - [`turn`]: short-lived TURN credentials for `welcome`.
 //! - [`node`]: assembles all of it for the configured mode; [`config`] says which;
-//!   [`lease`] keeps the node's lease, [`drain`] shuts it down gracefully.
+//!   [`lease`] keeps the node's lease, [`recovery`] drops and regains its standing when
+//!   it can no longer vouch for its state, [`drain`] shuts it down gracefully.
 
 pub mod auth;
 pub mod cli;
@@ -31,6 +32,7 @@ pub mod lease;
 pub mod lifecycle;
 pub mod node;
 pub mod outbound;
+pub mod recovery;
 pub mod registry;
 pub mod render;
 pub mod replay;

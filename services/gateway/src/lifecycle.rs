@@ -72,12 +72,19 @@ pub async fn socket_ended(gateway: &Arc<Gateway>, peer: &PeerId, attachment: u64
 }
 
 /// Ends a session: leaves its rooms (the others see `peer_left`, reason
-/// `disconnected`), forgets it here and cluster-wide.
+/// `disconnected`), forgets it here and cluster-wide. What could not be removed from the
+/// cluster is retried later (see [`crate::recovery::clean_leftovers`]).
 pub async fn end(gateway: &Gateway, peer: &str) {
     let rooms = gateway.registry.close_session(peer);
-    futures_util::future::join_all(rooms.iter().map(|room| after_disconnect(gateway, peer, room))).await;
+    let left = futures_util::future::join_all(rooms.iter().map(|room| after_disconnect(gateway, peer, room))).await;
+    // The record lists the rooms: it is kept until every leave has succeeded.
+    if !left.iter().all(|ok| *ok) {
+        gateway.standing.note_leftover(peer);
+        return;
+    }
     if let Err(error) = gateway.sessions.delete(peer, &gateway.node_id).await {
-        tracing::warn!(peer, %error, "could not delete the session record; the janitor will, with this node's lease");
+        tracing::warn!(peer, %error, "could not delete the session record; retrying later");
+        gateway.standing.note_leftover(peer);
     }
 }
 

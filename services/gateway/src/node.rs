@@ -17,11 +17,12 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Authenticator;
 use crate::config::{GatewayConfig, Mode};
 use crate::handovers::Handovers;
+use crate::recovery::Standing;
 use crate::registry::Registry;
 use crate::replay::ReplayLimits;
 use crate::room_api::{GrpcRoomApi, RoomApi};
 use crate::subscriptions::Subscriptions;
-use crate::{dispatch, drain, http, lease};
+use crate::{dispatch, drain, http, lease, recovery};
 
 /// Everything a gateway's connections share.
 pub struct Gateway {
@@ -34,6 +35,8 @@ pub struct Gateway {
     pub rooms: Arc<dyn RoomApi>,
     pub sessions: Arc<dyn SessionStore>,
     pub handovers: Handovers,
+    /// Whether the gateway serves (see [`crate::recovery`]).
+    pub standing: Standing,
     pub auth: Authenticator,
     /// Fired when the gateway starts draining (or shutting down).
     pub shutdown: CancellationToken,
@@ -92,6 +95,7 @@ impl Gateway {
             subscriptions: Subscriptions::new(parts.bus.clone()),
             registry: Registry::new(node_id.clone(), replay_limits),
             handovers: Handovers::default(),
+            standing: Standing::default(),
             mode,
             node_id,
             bus: parts.bus,
@@ -132,7 +136,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (gateway, incoming) = Gateway::start(config).await?;
-    let mut background = vec![tokio::spawn(dispatch::run(incoming, gateway.clone()))];
+    let mut background = vec![
+        tokio::spawn(dispatch::run(incoming, gateway.clone())),
+        tokio::spawn(recovery::watch_bus(gateway.clone())),
+    ];
     if gateway.mode != Mode::Embedded {
         background.push(tokio::spawn(lease::keep(gateway.clone())));
     }

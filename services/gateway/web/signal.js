@@ -194,7 +194,12 @@ export class SignalingClient extends EventTarget {
           if (message.seq !== undefined) this._received(message.seq);
           if (message.type === 'reconnect') {
             // The gateway drains: move now; the session resumes on the next connection.
-            ws.close(4000, 'reconnecting');
+            // A ping first: requests are handled in order, so once its pong is back
+            // everything sent on this connection has been handled, and nothing sent is
+            // left behind when the session moves.
+            this._request({ type: 'ping' })
+              .catch(() => {})
+              .finally(() => ws.close(4000, 'reconnecting'));
             return;
           }
           this._dispatch(message);

@@ -40,11 +40,21 @@ impl Janitor {
     pub async fn sweep(&self) -> Result<Sweep> {
         let mut sweep = Sweep::default();
         for node in self.sessions.dead_nodes().await? {
+            let peers = self.sessions.node_peers(&node).await?;
+            // A gateway cut off for longer than its lease cleans up after itself before
+            // it takes a new lease; once it has one, the sessions it lists are live. (If
+            // it came back after this check, it cleaned these same sessions first: the
+            // removals below are then no-ops.)
+            if self.sessions.node_alive(&node).await? {
+                continue;
+            }
             let mut members = 0;
-            for peer in self.sessions.node_peers(&node).await? {
+            for peer in peers {
                 members += self.clean_session(&node, &peer).await?;
             }
-            self.sessions.forget_node(&node).await?;
+            if !self.sessions.forget_expired_node(&node).await? {
+                continue;
+            }
             tracing::info!(node, members, "cleaned up after a node whose lease expired");
             sweep.nodes += 1;
             sweep.members += members;

@@ -155,7 +155,7 @@ impl Rooms {
         let event = envelope::encode(&envelope::new(
             room,
             &self.node_id,
-            Body::Broadcast(Broadcast { from_peer: String::new(), data_json: data_json.to_string() }),
+            Body::Broadcast(Broadcast { from_peer: String::new(), data_json: data_json.to_string(), loopback: false }),
         ));
         if self.store.publish_if_exists(room, event).await? { Ok(()) } else { Err(no_room(room)) }
     }

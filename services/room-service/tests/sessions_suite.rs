@@ -66,7 +66,7 @@ impl Fixture {
         };
         self.sessions.create(&record).await.unwrap();
         for room in rooms {
-            self.sessions.add_room(peer, room).await.unwrap();
+            assert!(self.sessions.add_room(peer, node, room).await.unwrap());
             let member = Member {
                 peer_id: peer.into(),
                 identity: format!("id-{peer}"),
@@ -96,7 +96,8 @@ macro_rules! for_both_stores {
 for_both_stores!(
     sessions_change_only_through_their_holder,
     leases_expire_unless_refreshed,
-    the_janitor_removes_exactly_the_dead_nodes_members
+    the_janitor_removes_exactly_the_dead_nodes_members,
+    a_node_back_with_a_new_lease_is_left_alone
 );
 
 async fn sessions_change_only_through_their_holder(f: Fixture) {
@@ -121,6 +122,8 @@ async fn sessions_change_only_through_their_holder(f: Fixture) {
     assert!(!f.sessions.delete("p", "gw-a").await.unwrap(), "the old holder cannot delete it");
     f.sessions.remove_room("p", "r2").await.unwrap();
     assert_eq!(f.sessions.load("p").await.unwrap().unwrap().1, ["r1"]);
+    assert!(!f.sessions.add_room("p", "gw-a", "r3").await.unwrap(), "only the holder adds rooms");
+    assert!(!f.sessions.add_room("ghost", "gw-b", "r3").await.unwrap(), "no rooms for a session that is gone");
     assert!(f.sessions.attach("p", "gw-b", "h2").await.unwrap());
     assert!(f.sessions.delete("p", "gw-b").await.unwrap());
     assert!(f.sessions.load("p").await.unwrap().is_none());
@@ -182,4 +185,29 @@ async fn the_janitor_removes_exactly_the_dead_nodes_members(mut f: Fixture) {
     // Nothing else: a fresh marker is next.
     f.rooms.send_data("r", "0").await.unwrap();
     assert!(matches!(f.next_event().await, Body::Broadcast(_)));
+}
+
+/// A gateway cut off for longer than its lease cleans up after itself, takes a new lease
+/// and serves new sessions: the janitor must leave those alone.
+async fn a_node_back_with_a_new_lease_is_left_alone(f: Fixture) {
+    f.sessions.register_node("gw-back", Duration::from_millis(200)).await.unwrap();
+    f.session("old", "gw-back", &["r"]).await;
+    testkit::eventually("gw-back's lease expires", Duration::from_secs(5), || async {
+        (!f.sessions.dead_nodes().await.unwrap().is_empty()).then_some(())
+    })
+    .await;
+
+    // Back: what it held before is gone (its own clean-up), and it starts over.
+    assert!(f.rooms.leave_if_owner("r", "old", Some("gw-back"), LeaveReason::Disconnected).await.unwrap());
+    assert!(f.sessions.delete("old", "gw-back").await.unwrap());
+    f.sessions.forget_node("gw-back").await.unwrap();
+    f.sessions.register_node("gw-back", Duration::from_secs(60)).await.unwrap();
+    f.session("new", "gw-back", &["r"]).await;
+
+    let sweep = Janitor::new(f.rooms.clone(), f.sessions.clone()).sweep().await.unwrap();
+    assert_eq!((sweep.nodes, sweep.members), (0, 0));
+    assert!(!f.sessions.forget_expired_node("gw-back").await.unwrap(), "a live node's index is kept");
+    assert_eq!(f.sessions.node_peers("gw-back").await.unwrap(), ["new"]);
+    let members: Vec<String> = f.rooms.members("r").await.unwrap().into_iter().map(|m| m.peer_id).collect();
+    assert_eq!(members, ["new"]);
 }

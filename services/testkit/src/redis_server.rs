@@ -46,6 +46,27 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server with SIGSTOP: its connections stay open but nothing answers,
+    /// as with a hung host or a partition. [`Self::thaw`] lets it go on.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Continues a frozen server (SIGCONT), with its data.
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = self.child.as_ref().and_then(Child::id).expect("a running redis-server");
+        let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+        assert!(pid > 1, "refusing to signal pid {pid}");
+        // SAFETY: kill(2) has no memory-safety preconditions; `pid > 1` names exactly
+        // this child.
+        let result = unsafe { libc::kill(pid, signal) };
+        assert_eq!(result, 0, "kill({pid}, {signal}): {}", std::io::Error::last_os_error());
+    }
+
     /// Starts the server again on the same port, empty.
     pub async fn restart(&mut self) {
         self.kill().await;

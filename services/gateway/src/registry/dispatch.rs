@@ -3,6 +3,7 @@
 use bus::envelope::{Body, Envelope, HandoverData, SessionMoved};
 use protocol::LeaveReason;
 
+use super::routing::returned;
 use super::sessions::take_handover_if_ready;
 use super::{Membership, PeerId, Registry, RoomName, State, ViewChange, deliver, remove_membership};
 use crate::outbound::Frame;
@@ -25,23 +26,32 @@ impl Registry {
         let room = envelope.room.as_str();
         let own = envelope.origin_node == *self.node_id;
         match envelope.body {
-            // Signals and broadcasts from this node were delivered locally already.
-            Some(Body::Signal(signal)) if !own => {
+            // This node publishes a signal only if it did not deliver it (see routing):
+            // its own are delivered like any other's.
+            Some(Body::Signal(signal)) => {
                 let frame = render::signal(room, &signal.from_peer, &signal.kind, &signal.data_json);
                 let mut state = self.lock();
                 let state = &mut *state;
                 let to = signal.to_peer.as_str();
-                if let Some(membership) = state.rooms.get_mut(room).and_then(|r| r.members.get_mut(to)) {
+                let Some(local_room) = state.rooms.get_mut(room) else { return Vec::new() };
+                if own {
+                    returned(&mut local_room.in_flight, Some(to));
+                }
+                if let Some(membership) = local_room.members.get_mut(to) {
                     deliver(&mut state.peers, to, membership, &frame);
                 }
                 Vec::new()
             }
-            Some(Body::Broadcast(broadcast)) if !own || broadcast.from_peer.is_empty() => {
+            // Own broadcasts were delivered here when sent, unless marked loopback.
+            Some(Body::Broadcast(broadcast)) if !own || broadcast.from_peer.is_empty() || broadcast.loopback => {
                 let from = (!broadcast.from_peer.is_empty()).then_some(broadcast.from_peer.as_str());
                 let frame = render::broadcast(room, from, &broadcast.data_json);
                 let mut state = self.lock();
                 let state = &mut *state;
                 if let Some(local_room) = state.rooms.get_mut(room) {
+                    if own && broadcast.loopback {
+                        returned(&mut local_room.in_flight, None);
+                    }
                     for (peer, membership) in local_room.members.iter_mut() {
                         if Some(peer.as_ref()) != from {
                             deliver(&mut state.peers, peer, membership, &frame);

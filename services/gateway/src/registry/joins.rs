@@ -13,7 +13,10 @@ use crate::outbound::Frame;
 pub enum Completion {
     Live,
     /// The peer was removed from the room while joining; it got `joined` then `left`.
+    /// The membership is gone: the caller releases its subscription.
     RemovedMeanwhile,
+    /// The session ended while joining; its end leaves the room and releases.
+    SessionEnded,
 }
 
 impl Registry {
@@ -40,8 +43,8 @@ impl Registry {
     pub fn complete_join(&self, peer: &str, room: &str, members: &[String], joined: Frame) -> Completion {
         let mut state = self.lock();
         let state = &mut *state;
-        let Some(buffered) = take_buffer(state, peer, room, members) else { return Completion::RemovedMeanwhile };
-        let Some(local) = state.peers.get_mut(peer) else { return Completion::RemovedMeanwhile };
+        let Some(buffered) = take_buffer(state, peer, room, members) else { return Completion::SessionEnded };
+        let Some(local) = state.peers.get_mut(peer) else { return Completion::SessionEnded };
         local.push(&joined);
         for frame in &buffered.frames {
             local.push(frame);
@@ -91,13 +94,15 @@ pub(super) struct Buffered {
 
 /// Makes a buffering membership live and returns its buffer; builds the room's view
 /// from `members` and the buffered changes if this is the room's first local member.
-/// `None` if the membership is gone.
+/// `None` if the membership is gone or no longer buffering (its session ended).
 pub(super) fn take_buffer(state: &mut State, peer: &str, room: &str, members: &[String]) -> Option<Buffered> {
     let local_room = state.rooms.get_mut(room)?;
     let membership = local_room.members.get_mut(peer)?;
+    if !matches!(membership, Membership::Buffering { .. }) {
+        return None;
+    }
     let Membership::Buffering { frames, changes, removed } = std::mem::replace(membership, Membership::Live) else {
-        debug_assert!(false, "completed before the echo");
-        return Some(Buffered { frames: Vec::new(), removed: false });
+        unreachable!("checked above")
     };
     if local_room.view.is_none() {
         let mut view: HashSet<PeerId> = members.iter().map(|id| PeerId::from(id.as_str())).collect();

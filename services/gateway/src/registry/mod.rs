@@ -27,10 +27,12 @@
 //! of bus messages and the connection tasks only take it for short, non-blocking
 //! updates and `try_send`s.
 //!
-//! Files: [`joins`] (join and leave), [`routing`] (signals and broadcasts), [`sessions`]
-//! (attach, detach, resume, handover), [`dispatch`] (envelopes from the bus).
+//! Files: [`joins`] (join and leave), [`routing`] (signals and broadcasts, with
+//! [`in_flight`]), [`sessions`] (attach, detach, resume, handover), [`dispatch`]
+//! (envelopes from the bus).
 
 mod dispatch;
+mod in_flight;
 mod joins;
 mod routing;
 mod sessions;
@@ -100,6 +102,7 @@ struct LocalRoom {
     view: Option<HashSet<PeerId>>,
     /// This gateway's peers in the room.
     members: HashMap<PeerId, Membership>,
+    in_flight: in_flight::InFlight,
 }
 
 enum Membership {
@@ -115,6 +118,14 @@ enum Membership {
     Live,
     /// A leave call is in flight; traffic is still delivered until it returns.
     Leaving,
+}
+
+impl Membership {
+    /// Whether the room's messages to this member are this gateway's to deliver (not
+    /// still waiting for the echo, before which they are ignored).
+    fn settled(&self) -> bool {
+        !matches!(self, Membership::AwaitingEcho(_))
+    }
 }
 
 enum ViewChange {

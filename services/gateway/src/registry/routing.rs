@@ -1,16 +1,24 @@
 //! Signals and broadcasts sent by local peers.
+//!
+//! A message between two peers of this gateway is delivered at once, without the bus,
+//! unless the target is still moving in (its membership waits for the room's marker:
+//! until then the old gateway delivers) or an earlier message to it is still on its
+//! way round the bus (see [`InFlight`]). Then it goes round the bus too, and whichever
+//! gateway holds the target's membership when it comes back delivers it.
 
 use protocol::ErrorCode;
 
-use super::{LocalRoom, Membership, Refusal, Registry, RoomName, deliver, refuse};
+use super::in_flight::InFlight;
+use super::{LocalRoom, Membership, PeerId, Refusal, Registry, RoomName, deliver, refuse};
 use crate::outbound::Frame;
 
-/// Where a signal has to go.
+/// Where a message has to go.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
-    /// Delivered to a peer on this gateway.
+    /// Delivered to the target(s) on this gateway.
     Delivered,
-    /// The target is elsewhere: publish on the bus.
+    /// Publish on the bus: the target is elsewhere, or (broadcasts) this gateway's
+    /// members get it when it comes back.
     Bus,
 }
 
@@ -33,25 +41,52 @@ impl Registry {
         if !local_room.view.as_ref().is_some_and(|view| view.contains(to)) {
             return refuse(ErrorCode::NotFound, format!("peer {to:?} is not in room {room:?}"));
         }
+        let held_back = local_room.in_flight.holds_back(to);
         match local_room.members.get_mut(to) {
-            Some(membership) => {
+            Some(membership) if membership.settled() && !held_back => {
                 deliver(&mut state.peers, to, membership, &render());
                 Ok(Route::Delivered)
             }
-            None => Ok(Route::Bus),
+            _ => {
+                local_room.in_flight.signal_sent(&PeerId::from(to));
+                Ok(Route::Bus)
+            }
         }
     }
 
-    /// Delivers a broadcast to the sender's fellow members on this gateway; the caller
-    /// publishes it for the other gateways.
-    pub fn broadcast_locally(&self, room: &str, from: &str, frame: Frame) -> Result<(), Refusal> {
+    /// Delivers a broadcast to the sender's fellow members on this gateway, unless one
+    /// of them is moving in or still has a message on its way round the bus: then
+    /// `Route::Bus`, and they get it when it comes back. The caller publishes it either
+    /// way, for the other gateways.
+    pub fn broadcast_locally(&self, room: &str, from: &str, frame: Frame) -> Result<Route, Refusal> {
         let mut state = self.lock();
         let state = &mut *state;
         let local_room = member_room(&mut state.rooms, room, from)?;
+        let in_flight = &mut local_room.in_flight;
+        let others = || local_room.members.iter().filter(|(peer, _)| peer.as_ref() != from);
+        if others().any(|(peer, membership)| !membership.settled() || in_flight.holds_back(peer)) {
+            in_flight.broadcast_sent();
+            return Ok(Route::Bus);
+        }
         for (peer, membership) in local_room.members.iter_mut().filter(|(peer, _)| peer.as_ref() != from) {
             deliver(&mut state.peers, peer, membership, &frame);
         }
-        Ok(())
+        Ok(Route::Delivered)
+    }
+
+    /// A message routed round the bus could not be published: it is not on its way.
+    pub fn not_published(&self, room: &str, to: Option<&str>) {
+        if let Some(local_room) = self.lock().rooms.get_mut(room) {
+            returned(&mut local_room.in_flight, to);
+        }
+    }
+}
+
+/// A message this gateway published came back: a signal to `to`, or a broadcast.
+pub(super) fn returned(in_flight: &mut InFlight, to: Option<&str>) {
+    match to {
+        Some(peer) => in_flight.signal_returned(peer),
+        None => in_flight.broadcast_returned(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The registry's consistency rules, driven by hand-made envelopes in a fixed order.
 
-use bus::envelope::{self, Body, Envelope, HandoverRequest, PeerJoined, PeerLeft, SessionMoved, Signal};
+use bus::envelope::{self, Body, Broadcast, Envelope, HandoverRequest, PeerJoined, PeerLeft, SessionMoved, Signal};
 use cluster_proto::room::LeaveReason as RpcReason;
 use protocol::{LeaveReason, ServerMessage};
 use tokio::sync::mpsc;
@@ -102,7 +102,7 @@ fn a_join_sees_each_change_once_and_after_joined() {
 }
 
 #[test]
-fn local_targets_are_served_without_the_bus_and_own_echoes_are_skipped() {
+fn local_targets_are_served_without_the_bus_and_own_broadcasts_are_not_delivered_twice() {
     let registry = registry();
     let _alice = peer(&registry, "alice");
     let mut bob = peer(&registry, "bob");
@@ -112,12 +112,87 @@ fn local_targets_are_served_without_the_bus_and_own_echoes_are_skipped() {
     let route = registry.route_signal("r", "alice", "bob", || render::signal("r", "alice", "offer", "{}"));
     assert_eq!(route, Ok(Route::Delivered));
     assert_eq!(drain(&mut bob).len(), 1);
-    // The same signal published by this node and heard back is not delivered twice;
-    // one from another node is delivered.
-    registry.dispatch(signal_event("alice", "bob", NODE));
-    assert!(drain(&mut bob).is_empty());
     registry.dispatch(signal_event("carol", "bob", "gw-other"));
     assert!(matches!(&drain(&mut bob)[..], [ServerMessage::Signal { from, .. }] if from == "carol"));
+
+    let route = registry.broadcast_locally("r", "alice", render::broadcast("r", Some("alice"), "1"));
+    assert_eq!(route, Ok(Route::Delivered));
+    assert_eq!(drain(&mut bob).len(), 1);
+    registry.dispatch(broadcast_event("alice", NODE, false));
+    assert!(drain(&mut bob).is_empty(), "heard back, not delivered again");
+}
+
+fn broadcast_event(from: &str, origin: &str, loopback: bool) -> Envelope {
+    let body = Body::Broadcast(Broadcast { from_peer: from.into(), data_json: "1".into(), loopback });
+    envelope::new("r", origin, body)
+}
+
+/// Bob is resuming here from gw-old; alice, already here, signals him. Until the
+/// room's marker the old gateway delivers to him, so the signal goes round the bus: if
+/// it comes back before the marker it is the old gateway's, after it this one's.
+#[test]
+fn a_signal_to_a_peer_moving_in_goes_round_the_bus() {
+    let registry = registry();
+    let _alice = peer(&registry, "alice");
+    join(&registry, "alice", &["bob"], &[]);
+    let mut echoes = registry.begin_resume("bob", &["r".to_string()]);
+    let (_, mut echoed) = echoes.pop().unwrap();
+
+    assert_eq!(registry.route_signal("r", "alice", "bob", || unreachable!()), Ok(Route::Bus));
+    registry.dispatch(signal_event("alice", "bob", NODE)); // before the marker: gw-old's
+    assert_eq!(registry.route_signal("r", "alice", "bob", || unreachable!()), Ok(Route::Bus));
+    registry.dispatch(moved_event("bob", "gw-old", NODE));
+    echoed.try_recv().expect("the marker is the echo");
+    registry.dispatch(signal_event("alice", "bob", NODE)); // after the marker: this one's
+
+    let (sender, mut queue) = PeerSender::new(64);
+    let members = HashMap::from([("r".to_string(), vec!["alice".to_string(), "bob".to_string()])]);
+    registry.complete_resume("bob", sender, Frame::from_static(r#"{"type":"pong"}"#), Vec::new(), 1, &members);
+    let got = drain(&mut queue);
+    assert_eq!(got.len(), 2, "resumed, then the one signal that came back after the marker: {got:?}");
+    assert!(matches!(&got[1], ServerMessage::Signal { from, .. } if from == "alice"));
+    // Nothing is out any more: the shortcut is back.
+    let route = registry.route_signal("r", "alice", "bob", || render::signal("r", "alice", "offer", "{}"));
+    assert_eq!(route, Ok(Route::Delivered));
+}
+
+/// A signal that went round the bus is not overtaken by a later one between the same
+/// peers that could take the shortcut; neither is a broadcast.
+#[test]
+fn while_a_message_is_round_the_bus_later_ones_follow_it() {
+    let registry = registry();
+    let _alice = peer(&registry, "alice");
+    let mut bob = peer(&registry, "bob");
+    join(&registry, "alice", &[], &[]);
+    join(&registry, "bob", &["alice"], &[]);
+    drain(&mut bob);
+    // As after a resume: the first signal went out while bob was moving in.
+    registry.lock().rooms.get_mut("r").unwrap().in_flight.signal_sent(&PeerId::from("bob"));
+
+    assert_eq!(registry.route_signal("r", "alice", "bob", || unreachable!()), Ok(Route::Bus));
+    let route = registry.broadcast_locally("r", "alice", render::broadcast("r", Some("alice"), "1"));
+    assert_eq!(route, Ok(Route::Bus), "a broadcast to bob would overtake too");
+    assert!(drain(&mut bob).is_empty());
+
+    registry.dispatch(signal_event("alice", "bob", NODE));
+    registry.dispatch(signal_event("alice", "bob", NODE));
+    registry.dispatch(broadcast_event("alice", NODE, true));
+    let got = drain(&mut bob);
+    assert!(
+        matches!(
+            &got[..],
+            [ServerMessage::Signal { .. }, ServerMessage::Signal { .. }, ServerMessage::Broadcast { .. }]
+        ),
+        "{got:?}"
+    );
+    let route = registry.route_signal("r", "alice", "bob", || render::signal("r", "alice", "offer", "{}"));
+    assert_eq!(route, Ok(Route::Delivered), "everything came back");
+
+    // A publish that failed is not waited for.
+    registry.lock().rooms.get_mut("r").unwrap().in_flight.signal_sent(&PeerId::from("bob"));
+    registry.not_published("r", Some("bob"));
+    let route = registry.route_signal("r", "alice", "bob", || render::signal("r", "alice", "offer", "{}"));
+    assert_eq!(route, Ok(Route::Delivered));
 }
 
 #[test]

@@ -24,6 +24,9 @@ pub async fn handle(
         return Err(RequestError::new(ErrorCode::Forbidden, format!("the token does not grant room {room:?}")));
     }
     let metadata_json = metadata_json(metadata, gateway.config.limits.max_metadata_bytes)?;
+    if !gateway.standing.serving() {
+        return Err(RequestError::new(ErrorCode::Unavailable, "this gateway is rejoining the cluster"));
+    }
 
     let echoed =
         gateway.registry.begin_join(&session.peer_id, &room, gateway.config.limits.max_rooms_per_connection)?;
@@ -33,9 +36,17 @@ pub async fn handle(
     }
     // Recorded before the join, so that whatever happens next the membership can be
     // found: by a resume on another gateway, or by the janitor if this gateway dies.
-    if let Err(error) = gateway.sessions.add_room(&session.peer_id, &room).await {
-        undo(session, &room).await;
-        return Err(error.into());
+    match gateway.sessions.add_room(&session.peer_id, &gateway.node_id, &room).await {
+        Ok(true) => {}
+        // Ended (or moved) meanwhile: this connection is on its way out.
+        Ok(false) => {
+            undo(session, &room).await;
+            return Err(RequestError::new(ErrorCode::Unavailable, "the session ended"));
+        }
+        Err(error) => {
+            undo(session, &room).await;
+            return Err(error.into());
+        }
     }
     let member = Member {
         peer_id: session.peer_id.to_string(),
@@ -69,8 +80,18 @@ pub async fn handle(
     let member_ids: Vec<String> = members.iter().map(|member| member.peer_id.clone()).collect();
     let peers = members.iter().filter(|member| member.peer_id != *session.peer_id).map(render::peer_info).collect();
     let joined = render::message(&ServerMessage::Joined { id, room: room.clone(), peers });
-    if gateway.registry.complete_join(&session.peer_id, &room, &member_ids, joined) == Completion::RemovedMeanwhile {
-        gateway.subscriptions.release(&room).await;
+    match gateway.registry.complete_join(&session.peer_id, &room, &member_ids, joined) {
+        Completion::Live => {}
+        Completion::RemovedMeanwhile => gateway.subscriptions.release(&room).await,
+        // The session's end may have sent its leave before this join reached the room
+        // store: take the join back too (a no-op if the leave came later).
+        Completion::SessionEnded => {
+            if let Err(error) =
+                gateway.rooms.leave(&room, &session.peer_id, &gateway.node_id, LeaveReason::Disconnected).await
+            {
+                tracing::warn!(room, %error, "could not take back the join of a session that ended");
+            }
+        }
     }
     Ok(())
 }

@@ -29,14 +29,15 @@ pub async fn handle(session: &Session, id: Option<RequestId>, room: String) -> R
     Ok(())
 }
 
-/// Leaves one room for a session that ended.
-pub async fn after_disconnect(gateway: &Gateway, peer: &str, room: &str) {
-    if let Err(error) = gateway.rooms.leave(room, peer, &gateway.node_id, LeaveReason::Disconnected).await {
-        // The member stays in the room store; the janitor removes it once this node's
-        // lease expires, or the lease loss resets this node.
+/// Leaves one room for a session that ended; false if the room service could not be
+/// reached (the member stays in the room store until a later clean-up).
+pub async fn after_disconnect(gateway: &Gateway, peer: &str, room: &str) -> bool {
+    let left = gateway.rooms.leave(room, peer, &gateway.node_id, LeaveReason::Disconnected).await;
+    if let Err(error) = &left {
         tracing::warn!(room, peer, %error, "leave after disconnect failed");
     }
     if gateway.registry.remove_membership(peer, room) {
         gateway.subscriptions.release(room).await;
     }
+    left.is_ok()
 }

@@ -10,8 +10,8 @@ use crate::registry::Route;
 use crate::render;
 use crate::session::Session;
 
-/// Delivers a signal directly when the target is on this gateway, else publishes it on
-/// the room's channel. The publish is awaited before the next request of this client
+/// Delivers a signal directly when the target is on this gateway (see the registry's
+/// routing for when it is not), else publishes it on the room's channel. The publish is awaited before the next request of this client
 /// is read, so one sender's signals reach the bus, and each receiver, in order.
 pub async fn signal(
     session: &Session,
@@ -28,16 +28,21 @@ pub async fn signal(
     let from = &*session.peer_id;
     let frame = || render::signal(&room, from, &kind, data.as_str());
     if gateway.registry.route_signal(&room, from, &to, frame)? == Route::Bus {
+        let to_peer = to;
         let body = Body::Signal(Signal {
             from_peer: from.to_string(),
-            to_peer: to,
+            to_peer: to_peer.clone(),
             kind,
             data_json: data.as_str().to_string(),
         });
-        gateway
+        let published = gateway
             .bus
             .publish(Topic::Room(&room), envelope::encode(&envelope::new(&room, &gateway.node_id, body)))
-            .await?;
+            .await;
+        if published.is_err() {
+            gateway.registry.not_published(&room, Some(&to_peer));
+        }
+        published?;
     }
     acknowledge(session, id);
     Ok(())
@@ -52,9 +57,16 @@ pub async fn broadcast(
 ) -> Result<(), RequestError> {
     let gateway = &session.gateway;
     let from = &*session.peer_id;
-    gateway.registry.broadcast_locally(&room, from, render::broadcast(&room, Some(from), data.as_str()))?;
-    let body = Body::Broadcast(Broadcast { from_peer: from.to_string(), data_json: data.as_str().to_string() });
-    gateway.bus.publish(Topic::Room(&room), envelope::encode(&envelope::new(&room, &gateway.node_id, body))).await?;
+    let route = gateway.registry.broadcast_locally(&room, from, render::broadcast(&room, Some(from), data.as_str()))?;
+    let loopback = route == Route::Bus;
+    let body =
+        Body::Broadcast(Broadcast { from_peer: from.to_string(), data_json: data.as_str().to_string(), loopback });
+    let published =
+        gateway.bus.publish(Topic::Room(&room), envelope::encode(&envelope::new(&room, &gateway.node_id, body))).await;
+    if published.is_err() && loopback {
+        gateway.registry.not_published(&room, None);
+    }
+    published?;
     acknowledge(session, id);
     Ok(())
 }

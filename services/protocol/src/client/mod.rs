@@ -326,6 +326,12 @@ impl Client {
         Ok(())
     }
 
+    /// Takes the messages read but not returned yet (to carry them over to a new
+    /// connection).
+    pub fn take_backlog(&mut self) -> VecDeque<ServerMessage> {
+        std::mem::take(&mut self.backlog)
+    }
+
     /// A message that has already arrived, without waiting for one.
     pub async fn poll_message(&mut self) -> Result<Option<ServerMessage>, ClientError> {
         if let Some(message) = self.backlog.pop_front() {

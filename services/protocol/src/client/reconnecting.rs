@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::{Auth, Client, ClientError, Start};
-use crate::{PeerInfo, Request, ServerMessage};
+use crate::{JsonData, PeerInfo, Request, ServerMessage};
 
 /// Exponential backoff with full jitter between reconnection attempts.
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +84,8 @@ impl ReconnectingClient {
         self.follow_instructions().await?;
         let peers = match self.client.join(room, metadata.clone()).await {
             Err(error) if error.is_connection_lost() => {
-                self.reconnect().await?;
+                let start = self.reconnect().await?;
+                self.pending.push_back(start);
                 self.client.join(room, metadata.clone()).await?
             }
             other => other?,
@@ -99,8 +100,7 @@ impl ReconnectingClient {
         self.client.leave(room).await
     }
 
-    /// Sends a signal. Before sending it checks whether the gateway asked to move, so a
-    /// signal never goes onto a connection the gateway is closing.
+    /// Sends a signal (without an id, see [`Client::signal`]).
     pub async fn signal(
         &mut self,
         room: &str,
@@ -108,11 +108,24 @@ impl ReconnectingClient {
         kind: &str,
         data: serde_json::Value,
     ) -> Result<(), ClientError> {
+        let data = JsonData::from_value(&data);
+        self.send(Request::Signal { room: room.into(), to: to.into(), kind: kind.into(), data }).await
+    }
+
+    /// Sends a broadcast (without an id).
+    pub async fn broadcast(&mut self, room: &str, data: serde_json::Value) -> Result<(), ClientError> {
+        self.send(Request::Broadcast { room: room.into(), data: JsonData::from_value(&data) }).await
+    }
+
+    /// Sends a request without an id. Before sending it checks whether the gateway asked
+    /// to move, so nothing goes onto a connection the gateway is closing.
+    async fn send(&mut self, request: Request) -> Result<(), ClientError> {
         self.follow_instructions().await?;
-        match self.client.signal(room, to, kind, data.clone()).await {
+        match self.client.send(request.clone()).await {
             Err(error) if error.is_connection_lost() => {
-                self.reconnect().await?;
-                self.client.signal(room, to, kind, data).await
+                let start = self.reconnect().await?;
+                self.pending.push_back(start);
+                self.client.send(request).await
             }
             other => other,
         }
@@ -126,7 +139,7 @@ impl ReconnectingClient {
             return Ok(message);
         }
         match self.client.next_message().await {
-            Ok(ServerMessage::Reconnect { .. }) => self.reconnect().await,
+            Ok(ServerMessage::Reconnect { .. }) => self.move_on().await,
             Err(error) if error.is_connection_lost() => self.reconnect().await,
             other => other,
         }
@@ -137,7 +150,7 @@ impl ReconnectingClient {
         loop {
             match self.client.poll_message().await {
                 Ok(Some(ServerMessage::Reconnect { .. })) => {
-                    let start = self.reconnect().await?;
+                    let start = self.move_on().await?;
                     self.pending.push_back(start);
                 }
                 Ok(Some(message)) => self.pending.push_back(message),
@@ -149,6 +162,21 @@ impl ReconnectingClient {
                 Err(error) => return Err(error),
             }
         }
+    }
+
+    /// Follows a `reconnect` instruction. First a `ping` on the old connection: the
+    /// gateway handles a client's requests in order, so once the `pong` is back
+    /// everything sent before it has been handled there, and nothing sent is left behind
+    /// when the session moves. Messages read meanwhile are kept.
+    async fn move_on(&mut self) -> Result<ServerMessage, ClientError> {
+        match self.client.ping().await {
+            Ok(()) | Err(ClientError::Server { .. }) => {}
+            Err(error) if error.is_connection_lost() => {}
+            Err(error) => return Err(error),
+        }
+        let carried = self.client.take_backlog();
+        self.pending.extend(carried);
+        self.reconnect().await
     }
 
     /// Reconnects and resumes, trying the URLs in turn with backoff; returns the message

@@ -57,11 +57,14 @@ impl SessionStore for MemorySessionStore {
         Ok(self.lock().sessions.get(peer_id).map(|(record, rooms)| (record.clone(), rooms.iter().cloned().collect())))
     }
 
-    async fn add_room(&self, peer_id: &str, room: &str) -> Result<()> {
-        if let Some((_, rooms)) = self.lock().sessions.get_mut(peer_id) {
-            rooms.insert(room.to_string());
+    async fn add_room(&self, peer_id: &str, node: &str, room: &str) -> Result<bool> {
+        let mut state = self.lock();
+        let Some((record, rooms)) = state.sessions.get_mut(peer_id) else { return Ok(false) };
+        if record.node != node {
+            return Ok(false);
         }
-        Ok(())
+        rooms.insert(room.to_string());
+        Ok(true)
     }
 
     async fn remove_room(&self, peer_id: &str, room: &str) -> Result<()> {
@@ -144,5 +147,15 @@ impl SessionStore for MemorySessionStore {
         state.leases.remove(node);
         state.node_peers.remove(node);
         Ok(())
+    }
+
+    async fn forget_expired_node(&self, node: &str) -> Result<bool> {
+        let mut state = self.lock();
+        if state.leases.get(node).is_some_and(|expiry| *expiry > Instant::now()) {
+            return Ok(false);
+        }
+        state.leases.remove(node);
+        state.node_peers.remove(node);
+        Ok(true)
     }
 }

@@ -46,9 +46,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// A session and its rooms.
     async fn load(&self, peer_id: &str) -> Result<Option<(SessionRecord, Vec<String>)>>;
 
-    /// Notes that the session is in (or joining) a room; called before the join, so a
-    /// crash leaves at most a harmless extra entry.
-    async fn add_room(&self, peer_id: &str, room: &str) -> Result<()>;
+    /// Notes that the session is in (or joining) a room, if `node` holds the session;
+    /// called before the join, so a crash leaves at most a harmless extra entry.
+    async fn add_room(&self, peer_id: &str, node: &str, room: &str) -> Result<bool>;
 
     async fn remove_room(&self, peer_id: &str, room: &str) -> Result<()>;
 
@@ -67,7 +67,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Starts a node's lease (`ttl`) and lists it among the nodes.
     async fn register_node(&self, node: &str, ttl: Duration) -> Result<()>;
 
-    /// Extends a node's lease; false if it had already expired (the node's state may
+    /// Extends a node's lease (and lists the node again, should a janitor racing its
+    /// return have unlisted it); false if it had already expired (the node's state may
     /// have been cleaned up by then).
     async fn refresh_lease(&self, node: &str, ttl: Duration) -> Result<bool>;
 
@@ -81,4 +82,8 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Forgets a node: its lease, its index, its listing.
     async fn forget_node(&self, node: &str) -> Result<()>;
+
+    /// The janitor's [`Self::forget_node`]: only if the node's lease is still gone;
+    /// false if it holds one again.
+    async fn forget_expired_node(&self, node: &str) -> Result<bool>;
 }

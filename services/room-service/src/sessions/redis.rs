@@ -16,6 +16,8 @@ use crate::error::{Result, RoomError};
 const COMPARE_AND_SET: &str = include_str!("scripts/compare_and_set.lua");
 const DELETE_IF_HELD: &str = include_str!("scripts/delete_if_held.lua");
 const REFRESH_LEASE: &str = include_str!("scripts/refresh_lease.lua");
+const ADD_ROOM_IF_HELD: &str = include_str!("scripts/add_room_if_held.lua");
+const FORGET_IF_EXPIRED: &str = include_str!("scripts/forget_if_expired.lua");
 
 pub struct RedisSessionStore {
     client: Client,
@@ -23,6 +25,8 @@ pub struct RedisSessionStore {
     compare_and_set: Script,
     delete_if_held: Script,
     refresh_lease: Script,
+    add_room_if_held: Script,
+    forget_if_expired: Script,
 }
 
 impl RedisSessionStore {
@@ -33,6 +37,8 @@ impl RedisSessionStore {
             compare_and_set: Script::from_lua(COMPARE_AND_SET),
             delete_if_held: Script::from_lua(DELETE_IF_HELD),
             refresh_lease: Script::from_lua(REFRESH_LEASE),
+            add_room_if_held: Script::from_lua(ADD_ROOM_IF_HELD),
+            forget_if_expired: Script::from_lua(FORGET_IF_EXPIRED),
         })
     }
 
@@ -101,9 +107,9 @@ impl SessionStore for RedisSessionStore {
         Ok(Some((record, rooms)))
     }
 
-    async fn add_room(&self, peer_id: &str, room: &str) -> Result<()> {
-        let _: Value = self.client.sadd(self.keys.peer_rooms_key(peer_id), room).await.map_err(store_error)?;
-        Ok(())
+    async fn add_room(&self, peer_id: &str, node: &str, room: &str) -> Result<bool> {
+        let keys = vec![self.keys.peer_key(peer_id), self.keys.peer_rooms_key(peer_id)];
+        self.run(&self.add_room_if_held, keys, vec![Value::from(node), Value::from(room)]).await
     }
 
     async fn remove_room(&self, peer_id: &str, room: &str) -> Result<()> {
@@ -151,7 +157,14 @@ impl SessionStore for RedisSessionStore {
 
     async fn refresh_lease(&self, node: &str, ttl: Duration) -> Result<bool> {
         let args = vec![Value::from(ttl.as_millis() as i64)];
-        self.run(&self.refresh_lease, vec![self.keys.node_lease_key(node)], args).await
+        if !self.run(&self.refresh_lease, vec![self.keys.node_lease_key(node)], args).await? {
+            return Ok(false);
+        }
+        // The listing is another hash slot than the lease, so no script can check both;
+        // re-adding it on every refresh repairs a janitor's unlisting that raced a
+        // node's return within one refresh period.
+        let _: Value = self.client.sadd(self.keys.nodes_key(), node).await.map_err(store_error)?;
+        Ok(true)
     }
 
     async fn node_alive(&self, node: &str) -> Result<bool> {
@@ -182,5 +195,14 @@ impl SessionStore for RedisSessionStore {
             .map_err(store_error)?;
         let _: Value = self.client.srem(self.keys.nodes_key(), node).await.map_err(store_error)?;
         Ok(())
+    }
+
+    async fn forget_expired_node(&self, node: &str) -> Result<bool> {
+        let keys = vec![self.keys.node_lease_key(node), self.keys.node_peers_key(node)];
+        if !self.run(&self.forget_if_expired, keys, Vec::new()).await? {
+            return Ok(false);
+        }
+        let _: Value = self.client.srem(self.keys.nodes_key(), node).await.map_err(store_error)?;
+        Ok(true)
     }
 }

@@ -1,0 +1,9 @@
+//! Faults, each caused for real: connections dropped, gateways killed with SIGKILL or
+//! drained with SIGTERM, redis-server frozen or killed, a gateway cut off from Redis,
+//! a room-service replica killed. docs/reliability.md states the guarantees these test.
+
+pub use e2e::{TestCluster, expect};
+
+mod drain;
+mod node_loss;
+mod resume;

@@ -1,0 +1,152 @@
+//! Losing and regaining this gateway's standing in the cluster.
+//!
+//! A gateway can no longer vouch for what it holds when its lease is gone (expired
+//! while it was cut off from Redis: the janitor may be removing its sessions right now)
+//! or when the bus may have dropped messages for it (the subscriber reconnected, or fell
+//! behind: its peers' views and message streams have holes). Then it *loses its state*:
+//! it stops serving, tells every client to reconnect (`reconnect`, reason `state_lost`;
+//! their resume on another gateway reports a gap, or starts a new session) and ends its
+//! sessions. It *rejoins* once Redis answers: it removes whatever of its old sessions
+//! is still recorded, then takes a new lease, so the janitor, which only touches nodes
+//! without a lease, never meets a session of the new standing.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use protocol::{CloseCode, ServerMessage};
+use room_service::RoomError;
+use tokio::sync::Mutex;
+
+use crate::config::Mode;
+use crate::{Gateway, lifecycle, render};
+
+/// How often a reset looks whether every socket has finished its last request.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Whether this gateway serves (losing and rejoining take turns), and the sessions it
+/// ended without being able to remove them from the cluster.
+pub struct Standing {
+    serving: AtomicBool,
+    changing: Mutex<()>,
+    leftovers: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl Default for Standing {
+    fn default() -> Self {
+        Self { serving: AtomicBool::new(true), changing: Mutex::new(()), leftovers: Default::default() }
+    }
+}
+
+impl Standing {
+    /// False between losing the state and rejoining: new connections, resumes and joins
+    /// are refused as `unavailable`, and `/readyz` fails.
+    pub fn serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
+    }
+
+    /// A session ended here, but a leave or the deletion of its record failed (Redis or
+    /// the room service was unreachable): it stays recorded, and is cleaned up later.
+    pub fn note_leftover(&self, peer: &str) {
+        self.lock_leftovers().insert(peer.to_string());
+    }
+
+    pub fn has_leftovers(&self) -> bool {
+        !self.lock_leftovers().is_empty()
+    }
+
+    fn lock_leftovers(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.leftovers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Retries the clean-up of sessions that ended with a failed leave or delete; called on
+/// every lease tick. (Should the gateway die first, its lease expires and the janitor
+/// does it.)
+pub async fn clean_leftovers(gateway: &Gateway) {
+    let peers: Vec<String> = gateway.standing.lock_leftovers().iter().cloned().collect();
+    for peer in peers {
+        match end_leftover(gateway, &peer).await {
+            Ok(()) => {
+                gateway.standing.lock_leftovers().remove(&peer);
+                tracing::info!(peer, "cleaned up a session that had ended during an outage");
+            }
+            Err(error) => tracing::debug!(peer, %error, "still cannot clean up an ended session"),
+        }
+    }
+}
+
+/// Drops everything this gateway holds; `why` is logged.
+pub async fn lose_state(gateway: &Gateway, why: &str) {
+    let _turn = gateway.standing.changing.lock().await;
+    let was_serving = gateway.standing.serving.swap(false, Ordering::AcqRel);
+    let sessions = gateway.registry.peer_count();
+    tracing::error!(why, was_serving, sessions, "this gateway lost its state: clients are told to reconnect");
+    let reconnect = render::message(&ServerMessage::Reconnect { reason: "state_lost".into() });
+    for (_, sender) in gateway.registry.attached() {
+        sender.send(reconnect.clone());
+        sender.closer().close(CloseCode::GoingAway);
+    }
+    // A request still running (a join half-way through the room service) could record
+    // a membership after the session's end removed them: wait until every socket's
+    // reader is done, which is after its last request.
+    let deadline = tokio::time::Instant::now() + longest_request(gateway);
+    while !gateway.registry.attached().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(POLL).await;
+    }
+    let sessions = gateway.registry.sessions();
+    futures_util::future::join_all(sessions.iter().map(|peer| lifecycle::end(gateway, peer))).await;
+}
+
+/// Cleans up what is left of this gateway's old sessions in the cluster and takes a new
+/// lease; serves again on success.
+pub async fn rejoin(gateway: &Gateway) -> Result<(), RoomError> {
+    let _turn = gateway.standing.changing.lock().await;
+    if gateway.mode != Mode::Embedded {
+        for peer in gateway.sessions.node_peers(&gateway.node_id).await? {
+            end_leftover(gateway, &peer).await?;
+        }
+        gateway.sessions.forget_node(&gateway.node_id).await?;
+        gateway.sessions.register_node(&gateway.node_id, gateway.config.lease.ttl).await?;
+    }
+    gateway.standing.lock_leftovers().clear();
+    gateway.standing.serving.store(true, Ordering::Release);
+    tracing::info!("this gateway serves again");
+    Ok(())
+}
+
+/// Loses the state whenever the bus reports it may have dropped messages for this node;
+/// an embedded gateway (no lease to renew) serves again at once.
+pub async fn watch_bus(gateway: std::sync::Arc<Gateway>) {
+    let mut interruptions = gateway.bus.interruptions();
+    while interruptions.changed().await.is_ok() {
+        lose_state(&gateway, "the message bus may have dropped messages for this gateway").await;
+        if gateway.mode == Mode::Embedded
+            && let Err(error) = rejoin(&gateway).await
+        {
+            tracing::error!(%error, "could not serve again");
+        }
+    }
+}
+
+/// Removes a session this gateway once held from its rooms and forgets it, unless it
+/// has moved to another gateway since.
+async fn end_leftover(gateway: &Gateway, peer: &str) -> Result<(), RoomError> {
+    let node = &*gateway.node_id;
+    let Some((record, rooms)) = gateway.sessions.load(peer).await? else { return Ok(()) };
+    if record.node != node {
+        return Ok(());
+    }
+    for room in rooms {
+        gateway.rooms.leave(&room, peer, node, cluster_proto::room::LeaveReason::Disconnected).await?;
+    }
+    gateway.sessions.delete(peer, node).await?;
+    Ok(())
+}
+
+/// The longest a client's request can take: its room-service call, its Redis commands,
+/// and waiting for its echo on the bus.
+fn longest_request(gateway: &Gateway) -> Duration {
+    let config = &gateway.config;
+    config.room_service.timeout + config.redis.command_timeout * 2 + config.bus.echo_timeout
+}
