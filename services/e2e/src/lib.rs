@@ -13,6 +13,7 @@
 pub mod balancer;
 pub mod browser;
 pub mod expect;
+pub mod link;
 pub mod processes;
 pub mod tls_proxy;
 

@@ -75,6 +75,11 @@ impl ServiceProcess {
         self.addr
     }
 
+    /// Whether the process is still running (it has not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Kills the process with SIGKILL, as a crash would, and waits until it is gone.
     pub async fn kill(mut self) {
         self.child.kill().await.expect("kill the child");
@@ -160,7 +165,15 @@ impl ProcessCluster {
 
     /// Starts one more gateway; returns its index.
     pub async fn add_gateway(&mut self) -> usize {
-        let env: Vec<(&str, String)> = self.gateway_env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        self.add_gateway_with(&[]).await
+    }
+
+    /// Starts one more gateway with some settings replaced (e.g. its Redis URL pointing
+    /// at a [`crate::link::Link`]); returns its index.
+    pub async fn add_gateway_with(&mut self, overrides: &[(&str, String)]) -> usize {
+        let mut env: Vec<(&str, String)> = self.gateway_env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        env.retain(|(key, _)| !overrides.iter().any(|(replaced, _)| replaced == key));
+        env.extend(overrides.iter().cloned());
         let gateway = ServiceProcess::start("gateway", &[], &env, "gateway ready").await;
         self.gateways.push(Some(gateway));
         self.gateways.len() - 1
@@ -172,6 +185,16 @@ impl ProcessCluster {
 
     pub fn ws_url(&self, index: usize) -> String {
         format!("ws://{}/ws", self.gateway_addr(index))
+    }
+
+    /// `http://<gateway>` for probes.
+    pub fn http_url(&self, index: usize) -> String {
+        format!("http://{}", self.gateway_addr(index))
+    }
+
+    /// Whether gateway `index` is still running.
+    pub fn gateway_running(&mut self, index: usize) -> bool {
+        self.gateways[index].as_mut().expect("a gateway not taken").is_running()
     }
 
     /// Takes a gateway out of the cluster's list (to kill or drain it).

@@ -2,6 +2,7 @@
 //! cluster-wide), kept while its socket is lost for the resume window, ended (its
 //! rooms left, its record deleted) when the client says goodbye or never comes back.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::Gateway;
 use crate::auth::Identity;
 use crate::outbound::PeerSender;
+use crate::recovery::Leftover;
 use crate::registry::{Detached, PeerId};
 use crate::requests::leave::after_disconnect;
 
@@ -75,16 +77,23 @@ pub async fn socket_ended(gateway: &Arc<Gateway>, peer: &PeerId, attachment: u64
 /// `disconnected`), forgets it here and cluster-wide. What could not be removed from the
 /// cluster is retried later (see [`crate::recovery::clean_leftovers`]).
 pub async fn end(gateway: &Gateway, peer: &str) {
-    let rooms = gateway.registry.close_session(peer);
+    let mut rooms: BTreeSet<String> = gateway.registry.close_session(peer).iter().map(|r| r.to_string()).collect();
+    // The record can list more: a join that failed without an answer, taken back, may
+    // have landed later.
+    match gateway.sessions.load(peer).await {
+        Ok(Some((record, recorded))) if *record.node == *gateway.node_id => rooms.extend(recorded),
+        Ok(_) => {}
+        Err(error) => tracing::debug!(peer, %error, "could not read the session's rooms"),
+    }
     let left = futures_util::future::join_all(rooms.iter().map(|room| after_disconnect(gateway, peer, room))).await;
     // The record lists the rooms: it is kept until every leave has succeeded.
     if !left.iter().all(|ok| *ok) {
-        gateway.standing.note_leftover(peer);
+        gateway.standing.note_leftover(Leftover::Session(peer.to_string()));
         return;
     }
     if let Err(error) = gateway.sessions.delete(peer, &gateway.node_id).await {
         tracing::warn!(peer, %error, "could not delete the session record; retrying later");
-        gateway.standing.note_leftover(peer);
+        gateway.standing.note_leftover(Leftover::Session(peer.to_string()));
     }
 }
 

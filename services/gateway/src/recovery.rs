@@ -24,12 +24,22 @@ use crate::{Gateway, lifecycle, render};
 /// How often a reset looks whether every socket has finished its last request.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Whether this gateway serves (losing and rejoining take turns), and the sessions it
-/// ended without being able to remove them from the cluster.
+/// Whether this gateway serves (losing and rejoining take turns), and what it could not
+/// remove from the cluster when it should have.
 pub struct Standing {
     serving: AtomicBool,
     changing: Mutex<()>,
-    leftovers: std::sync::Mutex<BTreeSet<String>>,
+    leftovers: std::sync::Mutex<BTreeSet<Leftover>>,
+}
+
+/// Something of this gateway's still recorded in the cluster that should not be.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Leftover {
+    /// A session that ended here, whose rooms or record could not all be removed.
+    Session(String),
+    /// A join whose call failed without an answer: it may have happened all the same,
+    /// which would leave a member nobody serves.
+    Membership { peer: String, room: String },
 }
 
 impl Default for Standing {
@@ -45,33 +55,42 @@ impl Standing {
         self.serving.load(Ordering::Acquire)
     }
 
-    /// A session ended here, but a leave or the deletion of its record failed (Redis or
-    /// the room service was unreachable): it stays recorded, and is cleaned up later.
-    pub fn note_leftover(&self, peer: &str) {
-        self.lock_leftovers().insert(peer.to_string());
+    /// Notes something to clean up later: on every lease tick until it succeeds. (Should
+    /// the gateway die first, its lease expires and the janitor does it.)
+    pub fn note_leftover(&self, leftover: Leftover) {
+        self.lock_leftovers().insert(leftover);
     }
 
     pub fn has_leftovers(&self) -> bool {
         !self.lock_leftovers().is_empty()
     }
 
-    fn lock_leftovers(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+    fn lock_leftovers(&self) -> std::sync::MutexGuard<'_, BTreeSet<Leftover>> {
         self.leftovers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// Retries the clean-up of sessions that ended with a failed leave or delete; called on
-/// every lease tick. (Should the gateway die first, its lease expires and the janitor
-/// does it.)
+/// Retries the clean-up of what [`Standing::note_leftover`] noted; called on every
+/// lease tick.
 pub async fn clean_leftovers(gateway: &Gateway) {
-    let peers: Vec<String> = gateway.standing.lock_leftovers().iter().cloned().collect();
-    for peer in peers {
-        match end_leftover(gateway, &peer).await {
+    let leftovers: Vec<Leftover> = gateway.standing.lock_leftovers().iter().cloned().collect();
+    for leftover in leftovers {
+        let cleaned = match &leftover {
+            Leftover::Session(peer) => end_leftover(gateway, peer).await,
+            // Joined again since: that join owns the membership now.
+            Leftover::Membership { peer, room } if gateway.registry.has_membership(peer, room) => Ok(()),
+            Leftover::Membership { peer, room } => gateway
+                .rooms
+                .leave(room, peer, &gateway.node_id, cluster_proto::room::LeaveReason::Disconnected)
+                .await
+                .map(drop),
+        };
+        match cleaned {
             Ok(()) => {
-                gateway.standing.lock_leftovers().remove(&peer);
-                tracing::info!(peer, "cleaned up a session that had ended during an outage");
+                gateway.standing.lock_leftovers().remove(&leftover);
+                tracing::info!(?leftover, "cleaned up after an outage");
             }
-            Err(error) => tracing::debug!(peer, %error, "still cannot clean up an ended session"),
+            Err(error) => tracing::debug!(?leftover, %error, "still cannot clean up"),
         }
     }
 }

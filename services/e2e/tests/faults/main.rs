@@ -6,4 +6,6 @@ pub use e2e::{TestCluster, expect};
 
 mod drain;
 mod node_loss;
+mod partition;
+mod redis_outage;
 mod resume;

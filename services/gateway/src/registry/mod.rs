@@ -162,6 +162,11 @@ impl Registry {
         remove_membership(&mut self.lock(), peer, room)
     }
 
+    /// Whether `peer` has a membership of `room` here, in any state.
+    pub fn has_membership(&self, peer: &str, room: &str) -> bool {
+        self.lock().rooms.get(room).is_some_and(|r| r.members.contains_key(peer))
+    }
+
     /// The local peers of a room, for tests and diagnostics.
     pub fn local_members(&self, room: &str) -> usize {
         self.lock().rooms.get(room).map_or(0, |r| r.members.len())

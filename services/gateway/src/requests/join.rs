@@ -3,8 +3,10 @@
 use cluster_proto::room::{LeaveReason, Member};
 use protocol::names::validate_room_name;
 use protocol::{ErrorCode, JsonData, RequestId, ServerMessage};
+use room_service::RoomError;
 
 use super::RequestError;
+use crate::recovery::Leftover;
 use crate::registry::Completion;
 use crate::render;
 use crate::session::Session;
@@ -58,6 +60,10 @@ pub async fn handle(
     };
     let outcome = match gateway.rooms.join(&room, member).await {
         Ok(outcome) => outcome,
+        Err(error @ RoomError::Unavailable(_)) => {
+            take_back_unanswered(session, &room).await;
+            return Err(error.into());
+        }
         Err(error) => {
             undo(session, &room).await;
             return Err(error.into());
@@ -94,6 +100,21 @@ pub async fn handle(
         }
     }
     Ok(())
+}
+
+/// A join call that failed without an answer may still have happened (or happen yet,
+/// if the command is stuck in a queue): it is taken back, now or, failing that, later.
+/// The room stays in the session's record, so that the session's end (or the janitor)
+/// leaves it once more, in case the join lands after all that.
+async fn take_back_unanswered(session: &Session, room: &str) {
+    let gateway = &session.gateway;
+    if session.gateway.registry.remove_membership(&session.peer_id, room) {
+        gateway.subscriptions.release(room).await;
+    }
+    if gateway.rooms.leave(room, &session.peer_id, &gateway.node_id, LeaveReason::Disconnected).await.is_err() {
+        let leftover = Leftover::Membership { peer: session.peer_id.to_string(), room: room.to_string() };
+        gateway.standing.note_leftover(leftover);
+    }
 }
 
 async fn undo(session: &Session, room: &str) {

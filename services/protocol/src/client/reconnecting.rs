@@ -84,8 +84,7 @@ impl ReconnectingClient {
         self.follow_instructions().await?;
         let peers = match self.client.join(room, metadata.clone()).await {
             Err(error) if error.is_connection_lost() => {
-                let start = self.reconnect().await?;
-                self.pending.push_back(start);
+                self.reconnect().await?;
                 self.client.join(room, metadata.clone()).await?
             }
             other => other?,
@@ -123,8 +122,7 @@ impl ReconnectingClient {
         self.follow_instructions().await?;
         match self.client.send(request.clone()).await {
             Err(error) if error.is_connection_lost() => {
-                let start = self.reconnect().await?;
-                self.pending.push_back(start);
+                self.reconnect().await?;
                 self.client.send(request).await
             }
             other => other,
@@ -132,16 +130,19 @@ impl ReconnectingClient {
     }
 
     /// The next message. A lost connection or a `reconnect` instruction is handled here:
-    /// after reconnecting, the `resumed` (or, if the session could not be resumed, the
-    /// new `welcome`) is returned as the next message, then the session goes on.
+    /// after reconnecting, `resumed` comes next (or, if the session could not be resumed,
+    /// the new `welcome` and a `joined` for each room joined again), then the session
+    /// goes on.
     pub async fn next_message(&mut self) -> Result<ServerMessage, ClientError> {
-        if let Some(message) = self.pending.pop_front() {
-            return Ok(message);
-        }
-        match self.client.next_message().await {
-            Ok(ServerMessage::Reconnect { .. }) => self.move_on().await,
-            Err(error) if error.is_connection_lost() => self.reconnect().await,
-            other => other,
+        loop {
+            if let Some(message) = self.pending.pop_front() {
+                return Ok(message);
+            }
+            match self.client.next_message().await {
+                Ok(ServerMessage::Reconnect { .. }) => self.move_on().await?,
+                Err(error) if error.is_connection_lost() => self.reconnect().await?,
+                other => return other,
+            }
         }
     }
 
@@ -149,16 +150,10 @@ impl ReconnectingClient {
     async fn follow_instructions(&mut self) -> Result<(), ClientError> {
         loop {
             match self.client.poll_message().await {
-                Ok(Some(ServerMessage::Reconnect { .. })) => {
-                    let start = self.move_on().await?;
-                    self.pending.push_back(start);
-                }
+                Ok(Some(ServerMessage::Reconnect { .. })) => self.move_on().await?,
                 Ok(Some(message)) => self.pending.push_back(message),
                 Ok(None) => return Ok(()),
-                Err(error) if error.is_connection_lost() => {
-                    let start = self.reconnect().await?;
-                    self.pending.push_back(start);
-                }
+                Err(error) if error.is_connection_lost() => self.reconnect().await?,
                 Err(error) => return Err(error),
             }
         }
@@ -168,7 +163,7 @@ impl ReconnectingClient {
     /// gateway handles a client's requests in order, so once the `pong` is back
     /// everything sent before it has been handled there, and nothing sent is left behind
     /// when the session moves. Messages read meanwhile are kept.
-    async fn move_on(&mut self) -> Result<ServerMessage, ClientError> {
+    async fn move_on(&mut self) -> Result<(), ClientError> {
         match self.client.ping().await {
             Ok(()) | Err(ClientError::Server { .. }) => {}
             Err(error) if error.is_connection_lost() => {}
@@ -179,24 +174,32 @@ impl ReconnectingClient {
         self.reconnect().await
     }
 
-    /// Reconnects and resumes, trying the URLs in turn with backoff; returns the message
-    /// that started the new connection (`resumed` or `welcome`).
-    async fn reconnect(&mut self) -> Result<ServerMessage, ClientError> {
+    /// Reconnects, trying the URLs in turn with backoff, and resumes; if the session is
+    /// gone, starts a new one and joins its rooms again. Queues what started the new
+    /// connection (`resumed`, or `welcome` and the `joined` replies).
+    async fn reconnect(&mut self) -> Result<(), ClientError> {
         let resume_token = self.client.resume_token().map(str::to_string);
         let last_seq = self.client.last_seq();
         self.sequence_errors.extend(self.client.sequence_errors().iter().cloned());
         let started = tokio::time::Instant::now();
         let mut attempt = 0u32;
-        let (client, start) = loop {
+        let (client, start, joined) = loop {
             let url = self.urls[self.next_url % self.urls.len()].clone();
             self.next_url += 1;
             let outcome = match &resume_token {
                 Some(resume) => Client::resume(&url, resume, last_seq, Auth::Query(self.token.clone())).await,
                 None => Client::connect(&url, Some(&self.token)).await.map(|client| (client, Start::Fresh)),
             };
+            let outcome = match outcome {
+                Ok((client, Start::Fresh)) => self.join_again(client).await,
+                Ok((client, resumed)) => Ok((client, resumed, Vec::new())),
+                Err(error) => Err(error),
+            };
             match outcome {
                 Ok(connected) => break connected,
-                Err(error) if started.elapsed() > self.backoff.give_up_after => return Err(error),
+                Err(error) if started.elapsed() > self.backoff.give_up_after || !retryable(&error) => {
+                    return Err(error);
+                }
                 Err(_) => {
                     let ceiling = self.backoff.max.min(self.backoff.min * 2u32.saturating_pow(attempt.min(16)));
                     attempt += 1;
@@ -208,22 +211,41 @@ impl ReconnectingClient {
         let old = std::mem::replace(&mut self.client, client);
         old.abandon();
         self.starts.push(start.clone());
-        let first = match start {
-            Start::Resumed { gap, rooms } => {
-                ServerMessage::Resumed(crate::Resumed { session: self.client.welcome().clone(), rooms, gap })
-            }
-            Start::Fresh => {
-                // A new session: the rooms are joined again.
-                for (room, metadata) in self.rooms.clone() {
-                    self.client
-                        .request(Request::Join { room, metadata: metadata.as_ref().map(crate::JsonData::from_value) })
-                        .await?;
-                }
-                ServerMessage::Welcome(self.client.welcome().clone())
-            }
-        };
-        Ok(first)
+        match start {
+            Start::Resumed { gap, rooms } => self.pending.push_back(ServerMessage::Resumed(crate::Resumed {
+                session: self.client.welcome().clone(),
+                rooms,
+                gap,
+            })),
+            Start::Fresh => self.pending.push_back(ServerMessage::Welcome(self.client.welcome().clone())),
+        }
+        self.pending.extend(joined);
+        Ok(())
     }
+
+    /// A new session: joins the rooms again. If one fails, the session is closed (so the
+    /// gateway ends it at once) and the attempt counts as failed.
+    async fn join_again(&self, mut client: Client) -> Result<(Client, Start, Vec<ServerMessage>), ClientError> {
+        let mut joined = Vec::new();
+        for (room, metadata) in &self.rooms {
+            let request = Request::Join { room: room.clone(), metadata: metadata.as_ref().map(JsonData::from_value) };
+            match client.request(request).await {
+                Ok(reply) => joined.push(reply),
+                Err(error) => {
+                    let _ = client.close().await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok((client, Start::Fresh, joined))
+    }
+}
+
+/// Errors worth another attempt: the connection, or an `unavailable` answer.
+fn retryable(error: &ClientError) -> bool {
+    error.is_connection_lost()
+        || matches!(error, ClientError::Timeout { .. })
+        || error.code() == Some(crate::ErrorCode::Unavailable)
 }
 
 /// A number in [0, 1) for jitter, without a dependency on `rand`.

@@ -1,0 +1,171 @@
+//! Redis outages, caused for real: redis-server killed (and later started again, empty),
+//! or frozen with SIGSTOP for a moment. The gateway and room-service processes stay up,
+//! report themselves unready, answer requests that need Redis with `unavailable`
+//! promptly, and work again once Redis is back without anything being restarted.
+
+use std::time::Duration;
+
+use e2e::http_get;
+use e2e::processes::ProcessCluster;
+use protocol::client::{Backoff, Client, ClientError, ReconnectingClient, Start};
+use protocol::{ErrorCode, JsonData, Request, ServerMessage};
+use serde_json::json;
+
+/// Long enough for any one request to fail on its own timeouts (2 s by default).
+const PROMPT: Duration = Duration::from_secs(5);
+
+async fn client(cluster: &ProcessCluster, identity: &str, gateways: [usize; 2]) -> ReconnectingClient {
+    let urls = gateways.iter().map(|index| cluster.ws_url(*index)).collect();
+    let backoff = Backoff { give_up_after: Duration::from_secs(40), ..Backoff::default() };
+    ReconnectingClient::connect(urls, &cluster.token(identity, &["r", "r2"]), backoff).await.unwrap()
+}
+
+/// Reads until `client` learns the peer id of `identity` in room r (from a `joined` or a
+/// `peer_joined`), skipping everything else.
+async fn learn_peer(client: &mut ReconnectingClient, identity: &str) -> String {
+    loop {
+        match client.next_message().await.unwrap() {
+            ServerMessage::Joined { peers, .. } => {
+                if let Some(peer) = peers.into_iter().find(|peer| peer.identity == identity) {
+                    return peer.peer_id;
+                }
+            }
+            ServerMessage::PeerJoined { peer, .. } if peer.identity == identity => return peer.peer_id,
+            _ => {}
+        }
+    }
+}
+
+/// Reads until a signal of `kind` arrives; returns its data.
+async fn signal_of(client: &mut ReconnectingClient, kind: &str) -> serde_json::Value {
+    loop {
+        if let ServerMessage::Signal { kind: got, data, .. } = client.next_message().await.unwrap()
+            && got == kind
+        {
+            return data.to_value();
+        }
+    }
+}
+
+/// A request that needs Redis (a join: bus subscription, room store) gets `unavailable`.
+async fn join_is_refused_promptly(client: &mut Client) {
+    let join = Request::Join { room: "r2".into(), metadata: None };
+    let outcome = tokio::time::timeout(PROMPT, client.request(join)).await.expect("an answer, promptly");
+    assert!(
+        matches!(outcome, Err(ClientError::Server { code: ErrorCode::Unavailable, .. })),
+        "expected unavailable, got {outcome:?}"
+    );
+}
+
+async fn readiness(cluster: &ProcessCluster, index: usize) -> u16 {
+    http_get(&cluster.http_url(index), "/readyz").await.0
+}
+
+/// Redis is killed: everything that needs it fails fast and the processes stay up; the
+/// gateways, no longer able to renew their leases, tell their clients to reconnect.
+/// Redis comes back empty: the gateways rejoin, the clients start new sessions, join
+/// again, find each other and signal as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_started_again_empty() {
+    tokio::time::timeout(Duration::from_secs(90), killed_and_started_again()).await.expect("done within 90 s");
+}
+
+async fn killed_and_started_again() {
+    let env = [("GATEWAY_LEASE__TTL", "4s"), ("GATEWAY_LEASE__REFRESH", "500ms")];
+    let mut cluster = ProcessCluster::start(2, &env, "500ms").await;
+    let mut alice = client(&cluster, "alice", [0, 1]).await;
+    let mut bob = client(&cluster, "bob", [1, 0]).await;
+    alice.join("r", None).await.unwrap();
+    bob.join("r", None).await.unwrap();
+    let bob_id = learn_peer(&mut alice, "bob").await;
+    alice.signal("r", &bob_id, "offer", json!(1)).await.unwrap();
+    assert_eq!(signal_of(&mut bob, "offer").await, json!(1));
+
+    cluster.redis.kill().await;
+    join_is_refused_promptly(alice.client()).await;
+    let refused = tokio::time::timeout(PROMPT, Client::connect(&cluster.ws_url(1), Some(&cluster.token("carol", &[]))))
+        .await
+        .expect("a new connection is answered promptly");
+    assert!(
+        matches!(&refused, Err(ClientError::Server { code: ErrorCode::Unavailable, .. })),
+        "a new session needs Redis: {:?}",
+        refused.as_ref().err()
+    );
+    for index in 0..2 {
+        assert_eq!(readiness(&cluster, index).await, 503, "gateway {index} is not ready without Redis");
+        assert_eq!(http_get(&cluster.http_url(index), "/healthz").await.0, 200, "but alive");
+    }
+
+    // Past the lease's time to live the gateways assume their state is lost and tell
+    // their clients, which keep trying to reconnect while Redis is down.
+    assert!(
+        matches!(alice.client().next_message().await, Ok(ServerMessage::Reconnect { reason }) if reason == "state_lost")
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await; // an outage of some seconds
+    for index in 0..2 {
+        assert!(cluster.gateway_running(index), "gateway {index} is still running");
+    }
+    assert!(cluster.room_service.is_running(), "the room service is still running");
+
+    cluster.redis.restart().await;
+    // Both reconnect (each as it reads), join again and meet.
+    let (bob_id, alice_id) = tokio::join!(learn_peer(&mut alice, "bob"), learn_peer(&mut bob, "alice"));
+    alice.signal("r", &bob_id, "offer", json!(2)).await.unwrap();
+    assert_eq!(signal_of(&mut bob, "offer").await, json!(2));
+    bob.signal("r", &alice_id, "answer", json!(2)).await.unwrap();
+    assert_eq!(signal_of(&mut alice, "answer").await, json!(2));
+    for start in alice.starts().iter().chain(bob.starts()) {
+        assert!(
+            matches!(start, Start::Fresh | Start::Resumed { gap: true, .. }),
+            "Redis lost everything: a new session, or a resume that says so ({start:?})"
+        );
+    }
+    for index in 0..2 {
+        testkit::eventually("ready again", Duration::from_secs(10), || async {
+            (readiness(&cluster, index).await == 200).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Redis freezes for a moment shorter than the leases: requests that need it fail fast
+/// meanwhile, and afterwards everything goes on as before, same sessions, no reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brief_redis_freeze_changes_nothing_after_it() {
+    tokio::time::timeout(Duration::from_secs(60), brief_freeze()).await.expect("done within 60 s");
+}
+
+async fn brief_freeze() {
+    let cluster = ProcessCluster::start(2, &[], "500ms").await;
+    let mut alice = client(&cluster, "alice", [0, 1]).await;
+    let mut bob = client(&cluster, "bob", [1, 0]).await;
+    alice.join("r", None).await.unwrap();
+    bob.join("r", None).await.unwrap();
+    let bob_id = learn_peer(&mut alice, "bob").await;
+    let alice_id = alice.peer_id().to_string();
+
+    cluster.redis.freeze();
+    let frozen_at = tokio::time::Instant::now();
+    let (ready, ()) = tokio::join!(readiness(&cluster, 0), join_is_refused_promptly(alice.client()));
+    assert_eq!(ready, 503, "not ready while Redis does not answer");
+    // Well within the lease, and before the connections are deemed unresponsive (4 s).
+    tokio::time::sleep_until(frozen_at + Duration::from_millis(2500)).await;
+    cluster.redis.thaw();
+
+    alice.signal("r", &bob_id, "offer", json!({"after": "freeze"})).await.unwrap();
+    assert_eq!(signal_of(&mut bob, "offer").await, json!({"after": "freeze"}));
+    bob.signal("r", &alice_id, "answer", json!({"after": "freeze"})).await.unwrap();
+    assert_eq!(signal_of(&mut alice, "answer").await, json!({"after": "freeze"}));
+    assert!(alice.starts().is_empty() && bob.starts().is_empty(), "nobody had to reconnect");
+    assert_eq!(alice.peer_id(), alice_id);
+    testkit::eventually("ready again", Duration::from_secs(10), || async {
+        (readiness(&cluster, 0).await == 200).then_some(())
+    })
+    .await;
+    // The join that failed during the freeze works now.
+    let reply = alice
+        .client()
+        .request(Request::Join { room: "r2".into(), metadata: Some(JsonData::from_value(&json!({}))) })
+        .await;
+    assert!(matches!(reply, Ok(ServerMessage::Joined { .. })), "{reply:?}");
+}
