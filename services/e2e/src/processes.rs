@@ -131,32 +131,48 @@ pub fn binary_path(binary: &str) -> PathBuf {
     path
 }
 
-/// Redis, a room-service process and gateway processes, configured through the
+/// Redis, room-service processes and gateway processes, configured through the
 /// environment as a deployment would be. Gateways can be killed, drained and started
-/// again.
+/// again; room-service replicas can be killed.
 pub struct ProcessCluster {
     pub redis: testkit::RedisServer,
-    pub room_service: ServiceProcess,
+    room_services: Vec<Option<ServiceProcess>>,
     gateways: Vec<Option<ServiceProcess>>,
     gateway_env: Vec<(String, String)>,
 }
 
 impl ProcessCluster {
-    /// Starts `gateways` gateways with `gateway_env` on top of the cluster settings;
-    /// the room service's janitor sweeps every `janitor_period`.
+    /// Starts `gateways` gateways with `gateway_env` on top of the cluster settings, and
+    /// one room service, whose janitor sweeps every `janitor_period`.
     pub async fn start(gateways: usize, gateway_env: &[(&str, &str)], janitor_period: &str) -> Self {
+        Self::start_with_replicas(gateways, gateway_env, janitor_period, 1).await
+    }
+
+    /// As [`Self::start`], with `replicas` room-service processes, all listed to the
+    /// gateways.
+    pub async fn start_with_replicas(
+        gateways: usize,
+        gateway_env: &[(&str, &str)],
+        janitor_period: &str,
+        replicas: usize,
+    ) -> Self {
         let redis = testkit::RedisServer::start().await;
         let room_env = [("ROOM_SERVICE_JANITOR__PERIOD", janitor_period.to_string())];
-        let room_service =
-            ServiceProcess::start("room-service", &["--redis-url", &redis.url()], &room_env, "room service ready")
-                .await;
+        let mut room_services = Vec::new();
+        for _ in 0..replicas {
+            let args = ["--redis-url", &redis.url()];
+            room_services
+                .push(Some(ServiceProcess::start("room-service", &args, &room_env, "room service ready").await));
+        }
+        let urls: Vec<String> =
+            room_services.iter().flatten().map(|replica| format!("http://{}", replica.addr())).collect();
         let mut env = vec![
             ("GATEWAY_REDIS__URL".to_string(), redis.url()),
-            ("GATEWAY_ROOM_SERVICE__URL".to_string(), format!("http://{}", room_service.addr())),
+            ("GATEWAY_ROOM_SERVICE__URL".to_string(), urls.join(",")),
             ("GATEWAY_AUTH__JWT_SECRET".to_string(), crate::SECRET.to_string()),
         ];
         env.extend(gateway_env.iter().map(|(key, value)| (key.to_string(), value.to_string())));
-        let mut cluster = Self { redis, room_service, gateways: Vec::new(), gateway_env: env };
+        let mut cluster = Self { redis, room_services, gateways: Vec::new(), gateway_env: env };
         for _ in 0..gateways {
             cluster.add_gateway().await;
         }
@@ -214,15 +230,23 @@ impl ProcessCluster {
             .expect("connect to a gateway process")
     }
 
-    /// A gRPC client of the room service process.
+    /// Room-service replica `index` (the first, in a cluster with one).
+    pub fn room_service(&mut self, index: usize) -> &mut ServiceProcess {
+        self.room_services[index].as_mut().expect("a replica not taken")
+    }
+
+    /// Takes a room-service replica out of the cluster (to kill it).
+    pub fn take_room_service(&mut self, index: usize) -> ServiceProcess {
+        self.room_services[index].take().expect("a replica not taken")
+    }
+
+    /// A gRPC client of a running room-service replica.
     pub async fn room_service_client(
         &self,
     ) -> cluster_proto::room::room_service_client::RoomServiceClient<tonic::transport::Channel> {
-        cluster_proto::room::room_service_client::RoomServiceClient::connect(format!(
-            "http://{}",
-            self.room_service.addr()
-        ))
-        .await
-        .expect("connect to the room service")
+        let replica = self.room_services.iter().flatten().next().expect("a running room service");
+        cluster_proto::room::room_service_client::RoomServiceClient::connect(format!("http://{}", replica.addr()))
+            .await
+            .expect("connect to the room service")
     }
 }

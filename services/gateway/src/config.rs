@@ -174,19 +174,29 @@ impl Default for TurnConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoomServiceClientConfig {
-    /// gRPC URL, e.g. `http://room-service:7070`. Unset: the room service runs in this
-    /// process.
+    /// gRPC URL, e.g. `http://room-service:7070`, or the URLs of several replicas
+    /// separated by commas. Unset: the room service runs in this process.
     pub url: Option<String>,
     /// Sent as `authorization: Bearer <api_secret>` when set.
     pub api_secret: Option<String>,
     /// Deadline of each call.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Tries per call: a call that finds a replica unavailable goes to the next one.
+    pub attempts: usize,
 }
 
 impl Default for RoomServiceClientConfig {
     fn default() -> Self {
-        Self { url: None, api_secret: None, timeout: Duration::from_secs(3) }
+        Self { url: None, api_secret: None, timeout: Duration::from_secs(3), attempts: 3 }
+    }
+}
+
+impl RoomServiceClientConfig {
+    /// The replicas' URLs listed in `url`.
+    pub fn urls(&self) -> Vec<String> {
+        let listed = self.url.as_deref().unwrap_or_default().split(',');
+        listed.map(str::trim).filter(|url| !url.is_empty()).map(str::to_string).collect()
     }
 }
 

@@ -14,7 +14,8 @@
 //! - [`dispatch`]: hands envelopes arriving from the bus to the registry.
 //! - [`outbound`] and [`writer`]: a client's bounded queue and the task draining it.
 //! - [`render`]: the JSON frames pushed to clients.
-//! - [`room_api`]: the room service, in-process or over gRPC.
+//! - [`room_api`]: the room service, in-process or over gRPC ([`room_grpc`], spread
+//!   across replicas).
 //! - [`turn`]: short-lived TURN credentials for `welcome`.
 //! - [`node`]: assembles all of it for the configured mode; [`config`] says which;
 //!   [`lease`] keeps the node's lease, [`recovery`] drops and regains its standing when
@@ -39,6 +40,7 @@ pub mod replay;
 pub mod requests;
 pub mod resume;
 pub mod room_api;
+pub mod room_grpc;
 pub mod session;
 pub mod subscriptions;
 pub mod turn;

@@ -20,7 +20,8 @@ use crate::handovers::Handovers;
 use crate::recovery::Standing;
 use crate::registry::Registry;
 use crate::replay::ReplayLimits;
-use crate::room_api::{GrpcRoomApi, RoomApi};
+use crate::room_api::RoomApi;
+use crate::room_grpc::GrpcRoomApi;
 use crate::subscriptions::Subscriptions;
 use crate::{dispatch, drain, http, lease, recovery};
 
@@ -72,9 +73,14 @@ impl Gateway {
                     RedisBus::connect(&config.redis, queue).await.context("connecting the bus to Redis")?;
                 let sessions: Arc<dyn SessionStore> =
                     Arc::new(RedisSessionStore::connect(&config.redis).await.context("connecting the session store")?);
-                let (rooms, local_rooms): (Arc<dyn RoomApi>, _) = if let Some(url) = &config.room_service.url {
-                    let api =
-                        GrpcRoomApi::new(url, config.room_service.api_secret.as_deref(), config.room_service.timeout)?;
+                let (rooms, local_rooms): (Arc<dyn RoomApi>, _) = if config.room_service.url.is_some() {
+                    let client = &config.room_service;
+                    let api = GrpcRoomApi::new(
+                        &client.urls(),
+                        client.api_secret.as_deref(),
+                        client.timeout,
+                        client.attempts,
+                    )?;
                     (Arc::new(api), None)
                 } else {
                     let store =

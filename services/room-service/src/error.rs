@@ -46,7 +46,9 @@ impl From<RoomError> for Status {
 
 impl From<Status> for RoomError {
     /// How a gRPC client of the room service sees its errors. Deadlines and transport
-    /// failures count as unavailable: the call may be retried.
+    /// failures count as unavailable: the call may be retried. tonic reports a
+    /// connection lost in the middle of a call as `Unknown` ("transport error"); the
+    /// room service never answers `Unknown` itself.
     fn from(status: Status) -> Self {
         let message = status.message().to_string();
         match status.code() {
@@ -54,7 +56,9 @@ impl From<Status> for RoomError {
             Code::NotFound => Self::NotFound(message),
             Code::ResourceExhausted => Self::RoomFull(message),
             Code::Unauthenticated => Self::Unauthenticated,
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => Self::Unavailable(message),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted | Code::Unknown => {
+                Self::Unavailable(message)
+            }
             _ => Self::Internal(format!("{:?}: {message}", status.code())),
         }
     }

@@ -9,3 +9,4 @@ mod node_loss;
 mod partition;
 mod redis_outage;
 mod resume;
+mod room_replicas;

@@ -29,7 +29,7 @@ async fn partition() {
     let env = [("GATEWAY_LEASE__TTL", "2s"), ("GATEWAY_LEASE__REFRESH", "500ms")];
     let mut cluster = ProcessCluster::start(2, &env, "500ms").await;
     let to_redis = Link::start(([127, 0, 0, 1], cluster.redis.port()).into()).await;
-    let to_rooms = Link::start(cluster.room_service.addr()).await;
+    let to_rooms = Link::start(cluster.room_service(0).addr()).await;
     let cut_off = cluster
         .add_gateway_with(&[
             ("GATEWAY_REDIS__URL", format!("redis://{}", to_redis.addr())),

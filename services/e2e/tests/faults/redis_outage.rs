@@ -105,7 +105,7 @@ async fn killed_and_started_again() {
     for index in 0..2 {
         assert!(cluster.gateway_running(index), "gateway {index} is still running");
     }
-    assert!(cluster.room_service.is_running(), "the room service is still running");
+    assert!(cluster.room_service(0).is_running(), "the room service is still running");
 
     cluster.redis.restart().await;
     // Both reconnect (each as it reads), join again and meet.

@@ -91,6 +91,9 @@ impl RoomStore for MemoryRoomStore {
         let Some(member) = rooms.get_mut(room).and_then(|state| state.members.get_mut(peer_id)) else {
             return Ok(false);
         };
+        if member.node_id == to {
+            return Ok(true);
+        }
         if member.node_id != from {
             return Ok(false);
         }

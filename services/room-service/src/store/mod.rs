@@ -57,7 +57,8 @@ pub trait RoomStore: Send + Sync + 'static {
     async fn leave(&self, room: &str, peer_id: &str, owner: Option<&str>, left_event: Bytes) -> Result<bool>;
 
     /// Makes `to` the owner of a member that `from` holds, publishing `moved_event`.
-    /// Returns whether it moved.
+    /// Returns whether it moved. A member `to` already holds counts as moved (nothing is
+    /// published): the call can be retried after an unanswered attempt.
     async fn move_member(&self, room: &str, peer_id: &str, from: &str, to: &str, moved_event: Bytes) -> Result<bool>;
 
     /// The members of a room, `node_id` set to the current owner; empty if there is no

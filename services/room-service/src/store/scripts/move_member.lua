@@ -2,8 +2,12 @@
 -- atomically, if the expected node holds it.
 -- KEYS[1] owners hash; ARGV[1] peer id, ARGV[2] from node, ARGV[3] to node,
 -- ARGV[4] the room's channel, ARGV[5] encoded session_moved envelope
--- Returns 1 if moved, else 0.
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
+-- Returns 1 if moved (or already held by the new node: a retry), else 0.
+local owner = redis.call('HGET', KEYS[1], ARGV[1])
+if owner == ARGV[3] then
+  return 1
+end
+if owner ~= ARGV[2] then
   return 0
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
