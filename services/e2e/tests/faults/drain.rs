@@ -52,6 +52,7 @@ async fn rolling_restart() {
     stop.store(true, Ordering::Relaxed);
 
     let mut total = 0;
+    let mut moves = Vec::new();
     for pair in pairs {
         let report = pair.await.expect("a pair's task");
         assert!(report.sequence_errors.is_empty(), "sequence errors: {:?}", report.sequence_errors);
@@ -64,8 +65,17 @@ async fn rolling_restart() {
         }
         assert!(report.moves >= 1, "{}: the restarts moved this pair's clients at least once", report.room);
         total += report.negotiations;
+        moves.extend(report.move_times);
     }
-    eprintln!("{total} negotiations completed across the rolling restart");
+    moves.sort();
+    let percentile = |p: usize| moves[(moves.len() - 1) * p / 100];
+    eprintln!(
+        "{total} negotiations completed across the rolling restart; {} moves (reconnect to resumed): median {:?}, p90 {:?}, max {:?}",
+        moves.len(),
+        percentile(50),
+        percentile(90),
+        percentile(100)
+    );
 }
 
 async fn connect(cluster: &ProcessCluster, balancer: &Balancer, identity: &str, room: &str) -> ReconnectingClient {
@@ -79,6 +89,7 @@ struct Report {
     moves: usize,
     sequence_errors: Vec<String>,
     starts: Vec<Start>,
+    move_times: Vec<Duration>,
 }
 
 /// Negotiates again and again until told to stop: the caller broadcasts the round to
@@ -120,7 +131,8 @@ async fn run_pair(
     let mut sequence_errors = caller.sequence_errors();
     sequence_errors.extend(callee.sequence_errors());
     let starts: Vec<Start> = caller.starts().iter().chain(callee.starts()).cloned().collect();
-    Report { room, negotiations: round, moves: starts.len(), sequence_errors, starts }
+    let move_times = caller.reconnect_times().iter().chain(callee.reconnect_times()).copied().collect();
+    Report { room, negotiations: round, moves: starts.len(), sequence_errors, starts, move_times }
 }
 
 async fn send_negotiation(client: &mut ReconnectingClient, room: &str, to: &str, kind: &str, round: u64) {

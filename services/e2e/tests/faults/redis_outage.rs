@@ -82,7 +82,9 @@ async fn killed_and_started_again() {
     assert_eq!(signal_of(&mut bob, "offer").await, json!(1));
 
     cluster.redis.kill().await;
+    let killed_at = tokio::time::Instant::now();
     join_is_refused_promptly(alice.client()).await;
+    eprintln!("a join was answered unavailable {:?} after Redis died", killed_at.elapsed());
     let refused = tokio::time::timeout(PROMPT, Client::connect(&cluster.ws_url(1), Some(&cluster.token("carol", &[]))))
         .await
         .expect("a new connection is answered promptly");
@@ -108,10 +110,12 @@ async fn killed_and_started_again() {
     assert!(cluster.room_service(0).is_running(), "the room service is still running");
 
     cluster.redis.restart().await;
+    let restarted_at = tokio::time::Instant::now();
     // Both reconnect (each as it reads), join again and meet.
     let (bob_id, alice_id) = tokio::join!(learn_peer(&mut alice, "bob"), learn_peer(&mut bob, "alice"));
     alice.signal("r", &bob_id, "offer", json!(2)).await.unwrap();
     assert_eq!(signal_of(&mut bob, "offer").await, json!(2));
+    eprintln!("signaling again {:?} after Redis came back", restarted_at.elapsed());
     bob.signal("r", &alice_id, "answer", json!(2)).await.unwrap();
     assert_eq!(signal_of(&mut alice, "answer").await, json!(2));
     for start in alice.starts().iter().chain(bob.starts()) {

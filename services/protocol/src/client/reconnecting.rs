@@ -34,8 +34,10 @@ pub struct ReconnectingClient {
     pending: VecDeque<ServerMessage>,
     /// Rooms joined, with their metadata, to join again if a resume fails.
     rooms: BTreeMap<String, Option<serde_json::Value>>,
-    /// How every reconnection went, oldest first.
+    /// How every reconnection went, oldest first, and how long each took (from
+    /// noticing the need to the first message on the new connection).
     starts: Vec<Start>,
+    reconnect_times: Vec<Duration>,
     sequence_errors: Vec<String>,
 }
 
@@ -53,6 +55,7 @@ impl ReconnectingClient {
             pending: VecDeque::new(),
             rooms: BTreeMap::new(),
             starts: Vec::new(),
+            reconnect_times: Vec::new(),
             sequence_errors: Vec::new(),
         })
     }
@@ -69,6 +72,11 @@ impl ReconnectingClient {
     /// How each reconnection went (resumed, with or without a gap, or a new session).
     pub fn starts(&self) -> &[Start] {
         &self.starts
+    }
+
+    /// How long each reconnection took, in the order of [`Self::starts`].
+    pub fn reconnect_times(&self) -> &[Duration] {
+        &self.reconnect_times
     }
 
     /// Sequence errors over every connection so far (see [`Client::sequence_errors`]).
@@ -211,6 +219,7 @@ impl ReconnectingClient {
         let old = std::mem::replace(&mut self.client, client);
         old.abandon();
         self.starts.push(start.clone());
+        self.reconnect_times.push(started.elapsed());
         match start {
             Start::Resumed { gap, rooms } => self.pending.push_back(ServerMessage::Resumed(crate::Resumed {
                 session: self.client.welcome().clone(),
