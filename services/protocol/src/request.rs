@@ -47,6 +47,16 @@ pub enum Request {
 }
 
 impl Request {
+    /// A `signal` carrying `data` (any JSON).
+    pub fn signal(room: &str, to: &str, kind: &str, data: &serde_json::Value) -> Self {
+        Self::Signal { room: room.into(), to: to.into(), kind: kind.into(), data: JsonData::from_value(data) }
+    }
+
+    /// A `broadcast` carrying `data` (any JSON).
+    pub fn broadcast(room: &str, data: &serde_json::Value) -> Self {
+        Self::Broadcast { room: room.into(), data: JsonData::from_value(data) }
+    }
+
     /// The wire name of the request type, e.g. `"join"`.
     pub fn type_name(&self) -> &'static str {
         match self {

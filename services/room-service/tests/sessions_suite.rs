@@ -1,6 +1,9 @@
 //! Sessions, leases and the janitor, against both session stores: memory, and Redis on
 //! a real redis-server started for each test.
 
+#[macro_use]
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,21 +79,6 @@ impl Fixture {
             self.rooms.join(room, member).await.unwrap();
         }
     }
-}
-
-macro_rules! for_both_stores {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                super::$scenario(super::Fixture::memory().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                super::$scenario(super::Fixture::redis().await).await
-            }
-        }
-    )*};
 }
 
 for_both_stores!(

@@ -1,6 +1,9 @@
 //! One suite for both room stores: the in-memory store and the Redis store on a real
 //! redis-server started for each test. Every scenario runs against both.
 
+#[macro_use]
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,21 +77,6 @@ fn peer_ids(members: &[Member]) -> Vec<&str> {
     let mut ids: Vec<&str> = members.iter().map(|m| m.peer_id.as_str()).collect();
     ids.sort();
     ids
-}
-
-macro_rules! for_both_stores {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                super::$scenario(super::Fixture::memory().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                super::$scenario(super::Fixture::redis().await).await
-            }
-        }
-    )*};
 }
 
 for_both_stores!(

@@ -244,13 +244,12 @@ impl Client {
         kind: &str,
         data: serde_json::Value,
     ) -> Result<(), ClientError> {
-        let data = JsonData::from_value(&data);
-        self.send(Request::Signal { room: room.into(), to: to.into(), kind: kind.into(), data }).await
+        self.send(Request::signal(room, to, kind, &data)).await
     }
 
     /// Sends a broadcast without an id.
     pub async fn broadcast(&mut self, room: &str, data: serde_json::Value) -> Result<(), ClientError> {
-        self.send(Request::Broadcast { room: room.into(), data: JsonData::from_value(&data) }).await
+        self.send(Request::broadcast(room, &data)).await
     }
 
     pub async fn ping(&mut self) -> Result<(), ClientError> {
