@@ -57,7 +57,7 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_secs(2),
             reconnect_max_delay: Duration::from_secs(2),
             subscriber_buffer: 16_384,
-            command_queue: 65_536,
+            command_queue: 8_192,
         }
     }
 }

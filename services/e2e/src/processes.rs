@@ -75,6 +75,13 @@ impl ServiceProcess {
         self.addr
     }
 
+    /// The process's resident memory in KiB (from /proc), if it is running.
+    pub fn resident_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// Whether the process is still running (it has not exited or crashed).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -206,6 +213,11 @@ impl ProcessCluster {
     /// `http://<gateway>` for probes.
     pub fn http_url(&self, index: usize) -> String {
         format!("http://{}", self.gateway_addr(index))
+    }
+
+    /// Gateway `index`'s process.
+    pub fn gateway(&self, index: usize) -> &ServiceProcess {
+        self.gateways[index].as_ref().expect("a gateway not taken")
     }
 
     /// Whether gateway `index` is still running.
