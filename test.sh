@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine too: installs what is missing
-# (redis-server, and Chromium with ChromeDriver for the browser tests; the tests start
-# their own instances), then checks formatting and lints, builds once, and runs every
-# test of the workspace, including the optional Rust WebRTC peer (--all-features).
+# (redis-server, Chromium with ChromeDriver for the browser tests, Prometheus with
+# promtool for the observability tests; the tests start their own instances), then
+# checks formatting and lints, builds once, and runs every test of the workspace,
+# including the optional Rust WebRTC peer (--all-features).
 #
 # The tests run in a fresh network namespace with only loopback up when the machine
 # allows it (unshare), so that ICE in the browsers can only use 127.0.0.1 and nothing
@@ -25,6 +26,7 @@ have redis-server || missing+=(redis-server)
 have chromium || missing+=(chromium)
 have chromedriver || missing+=(chromium-driver)
 have ip || missing+=(iproute2)
+have prometheus && have promtool || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
     apt_install "${missing[@]}"

@@ -12,6 +12,7 @@
 //! - [`keys`]: names of channels and Redis keys, shared with the room store.
 //! - [`memory`]: the in-process bus of the embedded (single-node) mode.
 //! - [`redis`]: Redis pub/sub, for clusters.
+//! - [`metered`]: either of them, measured.
 //!
 //! # Guarantees every implementation gives
 //! - Per channel, all subscribers see messages in one order, the order in which the bus
@@ -33,11 +34,13 @@ use bytes::Bytes;
 pub mod envelope;
 pub mod keys;
 pub mod memory;
+pub mod metered;
 pub mod redis;
 
 pub use envelope::{Envelope, EnvelopeError};
 pub use keys::Keyspace;
 pub use memory::{MemoryBus, MemoryHub};
+pub use metered::Metered;
 pub use redis::{RedisBus, RedisConfig};
 
 /// The stream of encoded envelopes arriving on a node's subscriptions.

@@ -23,6 +23,9 @@ pub struct ServiceFlags {
     /// Log JSON lines (`log_json`).
     #[arg(long)]
     pub log_json: bool,
+    /// Admin address: /metrics and /log-level (`telemetry.admin_listen`).
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// The flags that were given, in the shape of the configuration (unset ones left out,
@@ -37,6 +40,14 @@ pub struct Overrides {
     log_json: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     redis: Option<UrlOverride>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    telemetry: Option<TelemetryOverride>,
+}
+
+/// `{ admin_listen = ... }` of the `telemetry` section.
+#[derive(Debug, Serialize)]
+pub struct TelemetryOverride {
+    pub admin_listen: SocketAddr,
 }
 
 /// `{ url = ... }` of a section.
@@ -52,6 +63,7 @@ impl ServiceFlags {
             node_id: self.node_id.clone(),
             log_json: self.log_json,
             redis: self.redis_url.clone().map(|url| UrlOverride { url }),
+            telemetry: self.admin_listen.map(|admin_listen| TelemetryOverride { admin_listen }),
         }
     }
 }

@@ -2,13 +2,14 @@
 //!
 //! - [`config`]: configuration layered from defaults, a TOML file, the environment and
 //!   command-line flags ([`flags`]).
-//! - [`logging`]: the tracing subscriber.
+//! - [`telemetry`]: logs, metrics and traces; [`admin`]: the port that exposes them.
 //! - [`shutdown`]: the SIGTERM / Ctrl-C signal.
 
+pub mod admin;
 pub mod config;
 pub mod flags;
-pub mod logging;
 pub mod shutdown;
+pub mod telemetry;
 
 /// A fresh node id for logs and bus envelopes: `<prefix>-<host>-<8 random hex digits>`
 /// (`<host>` from `HOSTNAME`, the pod name on Kubernetes, left out when unset). The

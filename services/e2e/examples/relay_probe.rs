@@ -9,6 +9,12 @@
 //! clients' own work. Bounded: fixed counts, and the whole run is capped at 5 minutes.
 //!
 //! Run: `cargo run --release -p e2e --example relay_probe`
+//!
+//! To see what telemetry costs, `PROBE_TELEMETRY=metrics` installs the Prometheus
+//! recorder as the binaries do (metrics are always on in production), and
+//! `PROBE_TELEMETRY=traces` also exports every span (sampling ratio 1) to a collector
+//! this probe runs at `OTEL_EXPORTER_OTLP_ENDPOINT`, which must then be set to a free
+//! loopback address, e.g. `http://127.0.0.1:4317`.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +29,7 @@ const JOINS: usize = 1_000;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let _telemetry = install_telemetry().await;
     tokio::time::timeout(Duration::from_secs(300), async {
         let embedded = TestCluster::embedded().await;
         report("embedded (one gateway, in-memory bus)", &embedded).await;
@@ -33,6 +40,31 @@ async fn main() {
     })
     .await
     .expect("the probe finishes within 5 minutes");
+}
+
+/// What `PROBE_TELEMETRY` asks for; the collector, when traces are exported, runs as
+/// long as the returned value lives.
+async fn install_telemetry() -> Option<(common::telemetry::Telemetry, Option<e2e::otlp::Collector>)> {
+    let mode = std::env::var("PROBE_TELEMETRY").unwrap_or_default();
+    let collector = match mode.as_str() {
+        "" | "off" => return None,
+        "metrics" => {
+            assert!(std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none(), "unset OTEL_EXPORTER_OTLP_ENDPOINT");
+            None
+        }
+        "traces" => {
+            let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").expect("set OTEL_EXPORTER_OTLP_ENDPOINT");
+            let addr = endpoint.trim_start_matches("http://").parse().expect("a loopback address with a port");
+            Some(e2e::otlp::Collector::start_at(addr).await)
+        }
+        other => panic!("PROBE_TELEMETRY={other}: expected off, metrics or traces"),
+    };
+    let mut config = common::telemetry::TelemetryConfig::with_admin_port(0);
+    config.log_filter = "warn".into();
+    let telemetry = common::telemetry::Telemetry::install("probe", "probe", &config, false).expect("telemetry");
+    gateway::metrics::describe();
+    println!("telemetry: {mode}\n");
+    Some((telemetry, collector))
 }
 
 async fn report(name: &str, cluster: &TestCluster) {

@@ -9,12 +9,16 @@
 //! - [`tls_proxy`]: a TLS-terminating proxy, for pages served over https/wss.
 //! - [`balancer`]: a TCP load balancer, for rolling restarts behind one address.
 //! - [`expect`]: assertions on what a client receives.
+//! - [`otlp`]: an OTLP trace collector, to see the spans the services export;
+//!   [`prometheus`]: a real Prometheus scraping them.
 
 pub mod balancer;
 pub mod browser;
 pub mod expect;
 pub mod link;
+pub mod otlp;
 pub mod processes;
+pub mod prometheus;
 pub mod tls_proxy;
 
 use std::net::SocketAddr;
@@ -223,6 +227,21 @@ pub async fn http_get(addr_url: &str, path: &str) -> (u16, String) {
         .expect("an HTTP answer within 10 s")
         .expect("HTTP exchange");
     let status = response.split(' ').nth(1).and_then(|code| code.parse().ok()).expect("an HTTP status line");
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
-    (status, body)
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let chunked = head.lines().any(|line| line.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    (status, if chunked { dechunk(body) } else { body.to_string() })
+}
+
+/// The body of a chunked HTTP/1.1 response.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }

@@ -17,11 +17,18 @@ use tokio::process::{Child, Command};
 pub struct ServiceProcess {
     child: Child,
     addr: SocketAddr,
+    admin: SocketAddr,
+    /// The child's log lines as they come.
+    log: tokio::sync::broadcast::Sender<String>,
 }
+
+/// Log lines a slow reader of [`ServiceProcess::watch_log`] may lag behind by.
+const LOG_LINES_KEPT: usize = 4096;
 
 impl ServiceProcess {
     /// Starts `binary` with `args` and `env`, and waits until it logs `ready_message`
-    /// with a `listen` field.
+    /// with a `listen` field. Both its ports are picked by the system; the admin port's
+    /// address is read from its log too.
     pub async fn start(binary: &str, args: &[&str], env: &[(&str, String)], ready_message: &str) -> Self {
         let path = binary_path(binary);
         let binary_name = binary.to_string();
@@ -34,7 +41,7 @@ impl ServiceProcess {
         }
         let mut child = command
             .args(args)
-            .args(["--log-json", "--listen", "127.0.0.1:0"])
+            .args(["--log-json", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env_remove("RUST_LOG")
             .envs(std::env::var("E2E_LOG").ok().map(|filter| ("RUST_LOG", filter)))
@@ -44,12 +51,17 @@ impl ServiceProcess {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
         let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(20), async {
+        let (addr, admin) = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut admin = None;
             while let Ok(Some(line)) = lines.next_line().await {
                 let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
                 let fields = &record["fields"];
+                let address = |name: &str| fields[name].as_str().and_then(|addr| addr.parse::<SocketAddr>().ok());
+                if fields["admin"].is_string() {
+                    admin = address("admin");
+                }
                 if fields["message"] == ready_message {
-                    return fields["listen"].as_str().and_then(|addr| addr.parse().ok());
+                    return Some((address("listen")?, admin.expect("the admin port is logged before ready")));
                 }
             }
             None
@@ -58,21 +70,40 @@ impl ServiceProcess {
         .unwrap_or_else(|_| panic!("{binary} did not log {ready_message:?} within 20 s"))
         .unwrap_or_else(|| panic!("{binary} exited before logging {ready_message:?}"));
         // The pipe is drained so the child never blocks on a full one; with `E2E_LOG`
-        // set the lines are shown, tagged with the child's pid.
+        // set the lines are shown, tagged with the child's pid. The latest lines are
+        // kept for `logged`.
         let echo = std::env::var_os("E2E_LOG").is_some();
         let pid = child.id().unwrap_or_default();
+        let (log, _) = tokio::sync::broadcast::channel(LOG_LINES_KEPT);
+        let sender = log.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 if echo {
                     eprintln!("[{binary_name} {pid}] {line}");
                 }
+                let _ = sender.send(line);
             }
         });
-        Self { child, addr }
+        Self { child, addr, admin, log }
+    }
+
+    /// The log lines the child writes from now on (JSON objects, one per line).
+    pub fn watch_log(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.log.subscribe()
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin port: `/metrics`, `/log-level`.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// The process's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// The process's resident memory in KiB (from /proc), if it is running.
@@ -163,13 +194,23 @@ impl ProcessCluster {
         janitor_period: &str,
         replicas: usize,
     ) -> Self {
-        let redis = testkit::RedisServer::start().await;
         let room_env = [("ROOM_SERVICE_JANITOR__PERIOD", janitor_period.to_string())];
+        Self::start_with_env(gateways, gateway_env, &room_env, replicas).await
+    }
+
+    /// As [`Self::start_with_replicas`], with the room services' environment given.
+    pub async fn start_with_env(
+        gateways: usize,
+        gateway_env: &[(&str, &str)],
+        room_env: &[(&str, String)],
+        replicas: usize,
+    ) -> Self {
+        let redis = testkit::RedisServer::start().await;
         let mut room_services = Vec::new();
         for _ in 0..replicas {
             let args = ["--redis-url", &redis.url()];
             room_services
-                .push(Some(ServiceProcess::start("room-service", &args, &room_env, "room service ready").await));
+                .push(Some(ServiceProcess::start("room-service", &args, room_env, "room service ready").await));
         }
         let urls: Vec<String> =
             room_services.iter().flatten().map(|replica| format!("http://{}", replica.addr())).collect();

@@ -103,6 +103,20 @@ pub enum AuthError {
     InvalidClaims(String),
 }
 
+impl AuthError {
+    /// A short fixed name of the reason, for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::BadSignature => "bad_signature",
+            Self::Malformed(_) => "malformed",
+            Self::InvalidClaims(_) => "invalid_claims",
+        }
+    }
+}
+
 /// Checks tokens against the configured secret.
 pub struct Authenticator {
     /// The configured secret's key, then, while anonymous access is on, the key of

@@ -26,6 +26,8 @@ pub struct GatewayConfig {
     pub node_id: Option<String>,
     /// Log one JSON object per line instead of text.
     pub log_json: bool,
+    /// Logs, metrics and traces (docs/observability.md).
+    pub telemetry: common::telemetry::TelemetryConfig,
     /// Serve the demo app at `/` (the SDK at `/sdk/signal.js` is always served).
     pub demo_page: bool,
     pub ws: WsConfig,
@@ -52,6 +54,7 @@ impl Default for GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             node_id: None,
             log_json: false,
+            telemetry: common::telemetry::TelemetryConfig::with_admin_port(8081),
             demo_page: true,
             ws: WsConfig::default(),
             limits: LimitsConfig::default(),
@@ -323,6 +326,7 @@ impl GatewayConfig {
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.telemetry.validate()?;
         let anonymous = self.anonymous_allowed()?;
         anyhow::ensure!(
             anonymous || self.auth.jwt_secret.as_ref().is_some_and(|s| !s.is_empty()),

@@ -10,13 +10,13 @@ use futures_util::stream::SplitStream;
 use protocol::{CloseCode, ErrorCode, Limits, Request, RequestFrame, ServerInfo, ServerMessage, Welcome};
 
 use crate::Gateway;
-use crate::auth::Identity;
+use crate::auth::{AuthError, Identity};
 use crate::lifecycle::{self, Attached};
 use crate::outbound::PeerSender;
 use crate::render;
 use crate::resume::{self, ResumeError};
 use crate::session::{Ending, Session};
-use crate::{turn, writer};
+use crate::{metrics, turn, writer};
 
 /// What the upgrade request carried.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -31,11 +31,15 @@ pub struct Handshake {
 
 /// Serves one upgraded socket until it closes.
 pub async fn serve(gateway: Arc<Gateway>, socket: WebSocket, handshake: Handshake) {
+    metrics::connection_opened();
     let (sink, mut stream) = socket.split();
     let (sender, queue) = PeerSender::new(gateway.config.ws.send_queue);
-    let writer = tokio::spawn(writer::run(sink, queue, sender.closer().clone(), gateway.config.ws.ping_interval));
+    let closer = sender.closer().clone();
+    let writer = tokio::spawn(writer::run(sink, queue, closer.clone(), gateway.config.ws.ping_interval));
+    let closed = || metrics::connection_closed(closer.code().unwrap_or(CloseCode::Normal));
     let Some(attached) = start(&gateway, handshake, &sender, &mut stream).await else {
         let _ = writer.await;
+        closed();
         return;
     };
     tracing::debug!(peer = %attached.peer_id, identity = %attached.identity.identity, "connected");
@@ -44,6 +48,7 @@ pub async fn serve(gateway: Arc<Gateway>, socket: WebSocket, handshake: Handshak
     let ending = session.run(&mut stream).await;
     lifecycle::socket_ended(&gateway, &attached.peer_id, attached.attachment, ending == Ending::Goodbye).await;
     let _ = writer.await;
+    closed();
     tracing::debug!(peer = %attached.peer_id, ?ending, "disconnected");
 }
 
@@ -58,6 +63,7 @@ async fn start(
 ) -> Option<Attached> {
     let refuse = |code: ErrorCode, message: String, close: CloseCode| {
         tracing::debug!(%code, %message, "connection refused");
+        metrics::error_sent(code);
         sender.send(render::message(&ServerMessage::error(None, code, message)));
         sender.closer().close(close);
         None
@@ -67,7 +73,14 @@ async fn start(
         return refuse(ErrorCode::Unavailable, message, CloseCode::TryAgainLater);
     }
     if let Some(token) = handshake.resume.as_deref().filter(|_| gateway.resume_enabled()) {
-        match resume::resume(gateway, token, handshake.last_seq.unwrap_or(0), sender.clone()).await {
+        let resumed = resume::resume(gateway, token, handshake.last_seq.unwrap_or(0), sender.clone()).await;
+        metrics::resume(match &resumed {
+            Ok(attached) if attached.gap => metrics::Resume::Gap,
+            Ok(_) => metrics::Resume::Complete,
+            Err(ResumeError::NoSession(_)) => metrics::Resume::NoSession,
+            Err(ResumeError::Unavailable(_)) => metrics::Resume::Unavailable,
+        });
+        match resumed {
             Ok(attached) => return Some(attached),
             Err(ResumeError::NoSession(why)) if handshake.token.is_none() => {
                 return refuse(ErrorCode::NotFound, format!("no session to resume: {why}"), CloseCode::ResumeFailed);
@@ -80,7 +93,10 @@ async fn start(
     }
     let identity = match authenticate(gateway, handshake.token, stream).await {
         Ok(identity) => identity,
-        Err(message) => return refuse(ErrorCode::Unauthorized, message, CloseCode::Unauthorized),
+        Err((reason, message)) => {
+            metrics::auth_failed(reason);
+            return refuse(ErrorCode::Unauthorized, message, CloseCode::Unauthorized);
+        }
     };
     match lifecycle::open(gateway, identity, sender.clone()).await {
         Ok(attached) => {
@@ -95,14 +111,16 @@ async fn start(
 }
 
 /// The token from the URL, or else from an `auth` message that must come first within
-/// the handshake timeout; without either, anonymous access if it is on.
+/// the handshake timeout; without either, anonymous access if it is on. A failure says
+/// why twice: a fixed reason (for metrics) and a message for the client.
 async fn authenticate(
     gateway: &Gateway,
     url_token: Option<String>,
     stream: &mut SplitStream<WebSocket>,
-) -> Result<Identity, String> {
+) -> Result<Identity, (&'static str, String)> {
+    let checked = |error: AuthError| (error.reason(), error.to_string());
     if url_token.is_some() || gateway.auth.anonymous_allowed() {
-        return gateway.auth.authenticate(url_token.as_deref()).map_err(|e| e.to_string());
+        return gateway.auth.authenticate(url_token.as_deref()).map_err(checked);
     }
     let first_text = tokio::time::timeout(gateway.config.ws.auth_timeout, async {
         while let Some(Ok(message)) = stream.next().await {
@@ -115,13 +133,16 @@ async fn authenticate(
         None
     })
     .await
-    .map_err(|_| "no auth message within the handshake timeout".to_string())?
-    .ok_or_else(|| "the first message must be an auth message".to_string())?;
+    .map_err(|_| ("timeout", "no auth message within the handshake timeout".to_string()))?
+    .ok_or_else(|| ("no_auth_message", "the first message must be an auth message".to_string()))?;
     match RequestFrame::parse(&first_text) {
         Ok(RequestFrame { request: Request::Auth { token }, .. }) => {
-            gateway.auth.authenticate(Some(&token)).map_err(|e| e.to_string())
+            gateway.auth.authenticate(Some(&token)).map_err(checked)
         }
-        _ => Err("the first message must be {\"type\":\"auth\",\"token\":...} or the URL must carry ?token=".into()),
+        _ => Err((
+            "no_auth_message",
+            "the first message must be {\"type\":\"auth\",\"token\":...} or the URL must carry ?token=".into(),
+        )),
     }
 }
 

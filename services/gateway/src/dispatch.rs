@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use bus::envelope::{self, Body, HandoverData};
 use bus::{Incoming, Topic};
+use common::telemetry::{FLOW, propagation};
 
-use crate::Gateway;
 use crate::registry::Effect;
+use crate::{Gateway, metrics};
 
 /// Runs until the bus closes the incoming stream.
 pub async fn run(mut incoming: Incoming, gateway: Arc<Gateway>) {
@@ -20,13 +21,25 @@ pub async fn run(mut incoming: Incoming, gateway: Arc<Gateway>) {
                 continue;
             }
         };
-        tracing::trace!(room = envelope.room, origin = envelope.origin_node, body = ?envelope.body.as_ref().map(body_kind), "envelope");
+        let kind = envelope.body.as_ref().map_or("empty", body_kind);
+        metrics::envelope_received(kind);
+        tracing::trace!(room = envelope.room, origin = envelope.origin_node, body = kind, "envelope");
         if let Some(Body::HandoverData(data)) = envelope.body.take_if(|body| matches!(body, Body::HandoverData(_))) {
             tracing::debug!(peer = data.peer_id, "handover received");
+            metrics::handover(false);
             gateway.handovers.deliver(data);
             continue;
         }
-        for effect in gateway.registry.dispatch(envelope) {
+        // Continues the trace of a traced envelope: its delivery happens in this span.
+        let span = if envelope.trace_context.is_empty() {
+            tracing::Span::none()
+        } else {
+            let span = tracing::info_span!(target: FLOW, "bus.receive", room = envelope.room, body = kind, otel.kind = "consumer");
+            propagation::set_parent_from_map(&span, &envelope.trace_context);
+            span
+        };
+        let effects = span.in_scope(|| gateway.registry.dispatch(envelope));
+        for effect in effects {
             let gateway = gateway.clone();
             match effect {
                 Effect::Release(room) => {
@@ -34,6 +47,7 @@ pub async fn run(mut incoming: Incoming, gateway: Arc<Gateway>) {
                 }
                 Effect::HandOver { to, data } => {
                     tracing::debug!(peer = data.peer_id, to, frames = data.frames.len(), "handing a session over");
+                    metrics::handover(true);
                     gateway.handovers.send(hand_over(gateway.clone(), to, data));
                 }
             }

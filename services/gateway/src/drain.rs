@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use crate::Gateway;
 use crate::config::Mode;
-use crate::lifecycle;
+use crate::{lifecycle, metrics};
 
 /// How often the drain looks whether every session has been handed over.
 const POLL: Duration = Duration::from_millis(50);
 
 /// Finishes the drain once the HTTP server has stopped accepting.
 pub async fn finish(gateway: &Gateway) {
+    metrics::draining(gateway.registry.peer_count());
     gateway.connections.close();
     let sockets_closed = gateway.config.drain.client_grace + Duration::from_secs(2);
     if tokio::time::timeout(sockets_closed, gateway.connections.wait()).await.is_err() {
@@ -24,6 +25,7 @@ pub async fn finish(gateway: &Gateway) {
     if gateway.mode != Mode::Embedded && gateway.resume_enabled() {
         let deadline = tokio::time::Instant::now() + gateway.config.drain.timeout;
         while gateway.registry.peer_count() > 0 && tokio::time::Instant::now() < deadline {
+            metrics::draining(gateway.registry.peer_count());
             tokio::time::sleep(POLL).await;
         }
         if tokio::time::timeout_at(deadline, gateway.handovers.all_sent()).await.is_err() {
@@ -35,6 +37,7 @@ pub async fn finish(gateway: &Gateway) {
         tracing::info!(sessions = left.len(), "ending the sessions not resumed elsewhere");
     }
     futures_util::future::join_all(left.iter().map(|peer| lifecycle::end(gateway, peer))).await;
+    metrics::draining(0);
     if gateway.mode == Mode::Embedded {
         return;
     }

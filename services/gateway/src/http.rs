@@ -56,11 +56,19 @@ async fn healthz() -> &'static str {
 
 /// Readiness: the bus and the room service answer.
 async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+    match readiness(&gateway).await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(problems) => (StatusCode::SERVICE_UNAVAILABLE, problems).into_response(),
+    }
+}
+
+/// Whether the gateway should get traffic; if not, why, one line per problem.
+pub async fn readiness(gateway: &Gateway) -> Result<(), String> {
     if gateway.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        return Err("shutting down".into());
     }
     if !gateway.standing.serving() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "rejoining the cluster after losing its state").into_response();
+        return Err("rejoining the cluster after losing its state".into());
     }
     let (bus, rooms) = tokio::join!(
         tokio::time::timeout(READY_CHECK_TIMEOUT, gateway.bus.check()),
@@ -78,9 +86,5 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
     .into_iter()
     .flatten()
     .collect();
-    if problems.is_empty() {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, problems.join("\n")).into_response()
-    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
 }

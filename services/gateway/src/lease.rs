@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::{Gateway, recovery};
+use crate::{Gateway, metrics, recovery};
 
 pub async fn keep(gateway: Arc<Gateway>) {
     let lease = gateway.config.lease.clone();
@@ -34,9 +34,13 @@ pub async fn keep(gateway: Arc<Gateway>) {
             Ok(false) => recovery::lose_state(&gateway, "the lease expired").await,
             Err(error) if renewed_at.elapsed() > lease.ttl => {
                 tracing::warn!(%error, "could not refresh the lease");
+                metrics::lease_renewal_failed();
                 recovery::lose_state(&gateway, "the lease could not be renewed within its time to live").await;
             }
-            Err(error) => tracing::warn!(%error, "could not refresh the lease"),
+            Err(error) => {
+                tracing::warn!(%error, "could not refresh the lease");
+                metrics::lease_renewal_failed();
+            }
         }
     }
 }

@@ -20,6 +20,8 @@
 //! - [`node`]: assembles all of it for the configured mode; [`config`] says which;
 //!   [`lease`] keeps the node's lease, [`recovery`] drops and regains its standing when
 //!   it can no longer vouch for its state, [`drain`] shuts it down gracefully.
+//! - [`metrics`]: what the gateway measures (served on the admin port, see
+//!   `common::admin`).
 
 pub mod auth;
 pub mod cli;
@@ -31,6 +33,7 @@ pub mod handovers;
 pub mod http;
 pub mod lease;
 pub mod lifecycle;
+pub mod metrics;
 pub mod node;
 pub mod outbound;
 pub mod recovery;

@@ -24,6 +24,8 @@ pub struct Attached {
     pub attachment: u64,
     /// The token to resume the session with (absent when resume is off).
     pub resume_token: Option<String>,
+    /// A resume that may have lost messages (`resumed` said `gap: true`).
+    pub gap: bool,
 }
 
 /// Opens a session for an authenticated client: records it cluster-wide (so that it
@@ -43,7 +45,7 @@ pub async fn open(gateway: &Gateway, identity: Identity, sender: PeerSender) -> 
     gateway.sessions.create(&record).await.map_err(|error| error.to_string())?;
     let attachment = gateway.registry.open(peer_id.clone(), sender);
     let resume_token = gateway.resume_enabled().then_some(resume_token);
-    Ok(Attached { peer_id, identity, attachment, resume_token })
+    Ok(Attached { peer_id, identity, attachment, resume_token, gap: false })
 }
 
 /// A connection ended. A client that said goodbye (close code 1000) ends its session;

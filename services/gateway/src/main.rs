@@ -1,11 +1,14 @@
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::Parser;
+use common::telemetry::Telemetry;
 use gateway::cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = cli.flags.load_config()?;
+    let mut config = cli.flags.load_config()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Token(args) => {
             println!("{}", args.mint(&config)?);
@@ -13,11 +16,24 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             config.validate()?;
-            common::logging::init(config.log_json);
+            // Fixed here so that traces and the gateway name the node alike.
+            let node_id = config.node_id.get_or_insert_with(|| common::node_id("gw")).clone();
+            let telemetry = Arc::new(Telemetry::install("gateway", &node_id, &config.telemetry, config.log_json)?);
+            gateway::metrics::describe();
+            room_service::metrics::describe();
+            bus::metered::describe();
+            common::telemetry::grpc::describe(common::telemetry::grpc::Side::Client);
+            let admin = tokio::net::TcpListener::bind(config.telemetry.admin_listen)
+                .await
+                .with_context(|| format!("binding the admin address {}", config.telemetry.admin_listen))?;
+            tracing::info!(admin = %admin.local_addr()?, "admin port: /metrics, /log-level");
+            tokio::spawn(common::admin::serve(admin, telemetry.clone()));
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
-            gateway::run(config, listener, common::shutdown::signal()).await
+            let outcome = gateway::run(config, listener, common::shutdown::signal()).await;
+            telemetry.shutdown().await;
+            outcome
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The gateway node: its parts, assembled for the configured mode, and its run loop.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use bus::{Bus, Incoming, MemoryHub, RedisBus, Topic};
+use bus::{Bus, Incoming, MemoryHub, Metered, RedisBus, Topic};
 use room_service::Rooms;
 use room_service::sessions::SessionStore;
 use room_service::sessions::memory::MemorySessionStore;
@@ -23,7 +24,7 @@ use crate::replay::ReplayLimits;
 use crate::room_api::RoomApi;
 use crate::room_grpc::GrpcRoomApi;
 use crate::subscriptions::Subscriptions;
-use crate::{dispatch, drain, http, lease, recovery};
+use crate::{dispatch, drain, http, lease, metrics, recovery};
 
 /// Everything a gateway's connections share.
 pub struct Gateway {
@@ -43,7 +44,8 @@ pub struct Gateway {
     pub shutdown: CancellationToken,
     /// The connection tasks, awaited on shutdown.
     pub connections: TaskTracker,
-    /// The room logic, when it runs in this process over Redis (for the janitor).
+    /// The room logic, when it runs in this process (for the janitor, over Redis, and
+    /// the room metrics).
     local_rooms: Option<Arc<Rooms>>,
 }
 
@@ -66,7 +68,7 @@ impl Gateway {
                 let rooms =
                     Arc::new(Rooms::new(Arc::new(MemoryRoomStore::new(hub)), rooms_node_id, config.rooms.clone()));
                 let sessions: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::new());
-                Parts { bus: Arc::new(bus), incoming, rooms: rooms.clone(), sessions, local_rooms: None }
+                Parts { bus: Arc::new(bus), incoming, rooms: rooms.clone(), sessions, local_rooms: Some(rooms) }
             }
             Mode::ClusterWithLocalRooms | Mode::Cluster => {
                 let (bus, incoming) =
@@ -96,15 +98,16 @@ impl Gateway {
         }
         tracing::info!(node_id = %node_id, ?mode, "gateway starting");
         let replay_limits = ReplayLimits { frames: config.session.replay_frames, bytes: config.session.replay_bytes };
+        let bus: Arc<dyn Bus> = Arc::new(Metered::new(parts.bus));
         let gateway = Self {
             auth: Authenticator::new(&config.auth, anonymous),
-            subscriptions: Subscriptions::new(parts.bus.clone()),
+            subscriptions: Subscriptions::new(bus.clone()),
             registry: Registry::new(node_id.clone(), replay_limits),
             handovers: Handovers::default(),
             standing: Standing::default(),
             mode,
             node_id,
-            bus: parts.bus,
+            bus,
             rooms: parts.rooms,
             sessions: parts.sessions,
             local_rooms: parts.local_rooms,
@@ -122,6 +125,20 @@ impl Gateway {
     /// Whether sessions outlive their connection for a resume.
     pub fn resume_enabled(&self) -> bool {
         !self.config.session.resume_window.is_zero()
+    }
+}
+
+/// How often the gauges of the gateway's state are brought up to date.
+const GAUGE_PERIOD: Duration = Duration::from_secs(2);
+
+/// Keeps the gauges of [`metrics::set_state`] current, readiness included (the same
+/// check as `/readyz`, so the metric and the probe agree).
+async fn sample_gauges(gateway: Arc<Gateway>) {
+    loop {
+        let (sessions, rooms, members) = gateway.registry.counts();
+        let ready = http::readiness(&gateway).await.is_ok();
+        metrics::set_state(sessions, rooms, members, ready);
+        tokio::time::sleep(GAUGE_PERIOD).await;
     }
 }
 
@@ -149,7 +166,11 @@ pub async fn run(
     if gateway.mode != Mode::Embedded {
         background.push(tokio::spawn(lease::keep(gateway.clone())));
     }
+    background.push(tokio::spawn(sample_gauges(gateway.clone())));
     if let Some(rooms) = gateway.local_rooms.clone() {
+        background.push(tokio::spawn(room_service::metrics::sample_rooms(rooms, room_service::metrics::SAMPLE_PERIOD)));
+    }
+    if let Some(rooms) = gateway.local_rooms.clone().filter(|_| gateway.mode != Mode::Embedded) {
         let janitor = room_service::Janitor::new(rooms, gateway.sessions.clone());
         let (period, stop) = (gateway.config.janitor.period, gateway.shutdown.clone());
         background.push(tokio::spawn(async move { janitor.run(period, stop.cancelled_owned()).await }));

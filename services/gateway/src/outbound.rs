@@ -13,6 +13,8 @@ use protocol::CloseCode;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics;
+
 /// One rendered JSON text frame, cheap to clone for many receivers.
 pub type Frame = Utf8Bytes;
 
@@ -60,9 +62,11 @@ impl PeerSender {
         match self.queue.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.closer.code().is_none() {
+                let first = self.closer.code().is_none();
+                if first {
                     tracing::info!("send queue full: disconnecting a slow consumer");
                 }
+                metrics::send_queue_full(first);
                 self.closer.close(CloseCode::SlowConsumer);
                 false
             }

@@ -19,7 +19,7 @@ use room_service::RoomError;
 use tokio::sync::Mutex;
 
 use crate::config::Mode;
-use crate::{Gateway, lifecycle, render};
+use crate::{Gateway, lifecycle, metrics, render};
 
 /// How often a reset looks whether every socket has finished its last request.
 const POLL: Duration = Duration::from_millis(50);
@@ -101,6 +101,7 @@ pub async fn lose_state(gateway: &Gateway, why: &str) {
     let was_serving = gateway.standing.serving.swap(false, Ordering::AcqRel);
     let sessions = gateway.registry.peer_count();
     tracing::error!(why, was_serving, sessions, "this gateway lost its state: clients are told to reconnect");
+    metrics::state_lost();
     let reconnect = render::message(&ServerMessage::Reconnect { reason: "state_lost".into() });
     for (_, sender) in gateway.registry.attached() {
         sender.send(reconnect.clone());

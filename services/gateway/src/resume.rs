@@ -70,11 +70,12 @@ pub async fn resume(
     let identity = Identity::restore(record.identity.clone(), name, record.grants.clone());
     let peer: PeerId = peer_id.into();
     let (new_secret, resume_token) = lifecycle::new_resume_secret(peer_id);
-    let attached = |attachment| Attached {
+    let attached = |attachment, gap| Attached {
         peer_id: peer.clone(),
         identity: identity.clone(),
         attachment,
         resume_token: Some(resume_token.clone()),
+        gap,
     };
     let resumed = |gap, rooms| resumed_frame(gateway, &peer, &identity, &resume_token, gap, rooms);
 
@@ -84,7 +85,7 @@ pub async fn resume(
             .reattach(&peer, sender, last_seq, resumed)
             .ok_or(ResumeError::NoSession("the session is no longer held here"))?;
         gateway.sessions.attach(&peer, &gateway.node_id, &lifecycle::secret_hash(&new_secret)).await?;
-        return Ok(attached(reattached.attachment));
+        return Ok(attached(reattached.attachment, reattached.gap));
     }
     let taken = take_over(gateway, &peer, &record.node, &rooms, &new_secret).await?;
     let handover = fetch_handover(gateway, &peer, &record.node, last_seq).await;
@@ -98,7 +99,7 @@ pub async fn resume(
     let frame = resumed(gap, taken.rooms.clone());
     let attachment = gateway.registry.complete_resume(&peer, sender, frame, handed, next_seq, &taken.members);
     tracing::debug!(%peer, from = record.node, gap, "session resumed from another gateway");
-    Ok(attached(attachment))
+    Ok(attached(attachment, gap))
 }
 
 /// The rooms a taken-over session is in, and their member lists.

@@ -19,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cluster_proto::room::room_service_client::RoomServiceClient;
 use cluster_proto::room::{JoinRequest, LeaveReason, LeaveRequest, ListMembersRequest, Member, MoveMemberRequest};
+use common::telemetry::grpc::{GrpcTelemetry, GrpcTelemetryLayer, Side};
 use room_service::RoomError;
 use room_service::store::JoinOutcome;
 use tokio::time::Instant;
@@ -29,6 +30,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tower::Layer;
 
 use crate::room_api::RoomApi;
 
@@ -37,7 +39,8 @@ const PASS_OVER: Duration = Duration::from_secs(1);
 /// Pause before trying the next replica, times the attempt number.
 const RETRY_PAUSE: Duration = Duration::from_millis(25);
 
-type Client = RoomServiceClient<InterceptedService<Channel, BearerSecret>>;
+type Traced = GrpcTelemetry<Channel>;
+type Client = RoomServiceClient<InterceptedService<Traced, BearerSecret>>;
 
 pub struct GrpcRoomApi {
     replicas: Vec<Replica>,
@@ -48,7 +51,7 @@ pub struct GrpcRoomApi {
 struct Replica {
     url: String,
     client: Client,
-    health: HealthClient<Channel>,
+    health: HealthClient<Traced>,
     passed_over_until: Mutex<Option<Instant>>,
 }
 
@@ -70,10 +73,11 @@ impl GrpcRoomApi {
                     .timeout(timeout)
                     .tcp_nodelay(true)
                     .connect_lazy();
+                let traced = GrpcTelemetryLayer::new(Side::Client, room_service::grpc::METHODS).layer(channel);
                 Ok(Replica {
                     url: url.clone(),
-                    client: RoomServiceClient::with_interceptor(channel.clone(), BearerSecret(secret.clone())),
-                    health: HealthClient::new(channel),
+                    client: RoomServiceClient::with_interceptor(traced.clone(), BearerSecret(secret.clone())),
+                    health: HealthClient::new(traced),
                     passed_over_until: Mutex::new(None),
                 })
             })

@@ -5,18 +5,20 @@
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
+use common::telemetry::{FLOW, propagation};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use protocol::{CloseCode, ErrorCode, Request, RequestFrame, RequestId, ServerMessage};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
+use tracing::Instrument;
 
 use crate::Gateway;
 use crate::auth::Identity;
 use crate::outbound::PeerSender;
 use crate::registry::PeerId;
-use crate::render;
 use crate::requests::{self, RequestError};
+use crate::{metrics, render};
 
 pub struct Session {
     pub gateway: Arc<Gateway>,
@@ -87,11 +89,14 @@ impl Session {
             };
             match message {
                 Message::Text(text) => self.handle(&text).await,
-                Message::Binary(_) => self.reply_error(
-                    None,
-                    ErrorCode::BadRequest,
-                    "binary frames are not supported: send JSON text frames",
-                ),
+                Message::Binary(bytes) => {
+                    metrics::message_received("binary", bytes.len());
+                    self.reply_error(
+                        None,
+                        ErrorCode::BadRequest,
+                        "binary frames are not supported: send JSON text frames",
+                    )
+                }
                 Message::Close(frame) => {
                     closer.close(CloseCode::Normal);
                     let goodbye = frame.is_some_and(|frame| frame.code == CloseCode::Normal.code());
@@ -111,8 +116,23 @@ impl Session {
     async fn handle(&self, text: &str) {
         let frame = match RequestFrame::parse(text) {
             Ok(frame) => frame,
-            Err(error) => return self.reply_error(error.id, error.code, error.message),
+            Err(error) => {
+                metrics::message_received("invalid", text.len());
+                return self.reply_error(error.id, error.code, error.message);
+            }
         };
+        metrics::message_received(frame.request.type_name(), text.len());
+        let span = match &frame.request {
+            Request::Join { room, .. } => flow_span("join", &self.peer_id, room),
+            Request::Signal { room, .. } => flow_span("signal", &self.peer_id, room),
+            Request::Broadcast { room, .. } => flow_span("broadcast", &self.peer_id, room),
+            _ => tracing::Span::none(),
+        };
+        self.serve(frame).instrument(span).await
+    }
+
+    /// Handles one request and answers a failure with an `error`.
+    async fn serve(&self, frame: RequestFrame) {
         let id = frame.id;
         let outcome = match frame.request {
             Request::Join { room, metadata } => requests::join::handle(self, id.clone(), room, metadata).await,
@@ -132,6 +152,7 @@ impl Session {
             Request::Auth { .. } => Err(RequestError::new(ErrorCode::BadRequest, "already authenticated")),
         };
         if let Err(error) = outcome {
+            tracing::debug!(peer = %self.peer_id, code = %error.code, reason = error.message, "request refused");
             self.reply_error(id, error.code, error.message);
         }
     }
@@ -142,8 +163,24 @@ impl Session {
     }
 
     fn reply_error(&self, id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
+        metrics::error_sent(code);
         self.reply(&ServerMessage::error(id, code, message));
     }
+}
+
+/// The span of one request that crosses the cluster (see `common::telemetry::FLOW`):
+/// the root of its trace, named after the request. Its `trace_id` field puts the trace
+/// id in the log lines written inside it.
+fn flow_span(request: &'static str, peer: &str, room: &str) -> tracing::Span {
+    let span = match request {
+        "join" => tracing::info_span!(target: FLOW, "join", peer, room, trace_id = tracing::field::Empty),
+        "signal" => tracing::info_span!(target: FLOW, "signal", peer, room, trace_id = tracing::field::Empty),
+        _ => tracing::info_span!(target: FLOW, "broadcast", peer, room, trace_id = tracing::field::Empty),
+    };
+    if let Some(trace_id) = propagation::trace_id(&span) {
+        span.record("trace_id", trace_id);
+    }
+    span
 }
 
 /// The close code for a failed read. A connection reset is a lost connection, not a

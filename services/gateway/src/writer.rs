@@ -12,6 +12,7 @@ use protocol::CloseCode;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
+use crate::metrics;
 use crate::outbound::{Closer, Frame};
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -58,6 +59,7 @@ pub async fn run(mut sink: Sink, mut queue: mpsc::Receiver<Frame>, closer: Arc<C
         // out, except to a client that is being dropped for not reading.
         if code != CloseCode::SlowConsumer {
             while let Ok(frame) = queue.try_recv() {
+                metrics::message_sent(&frame);
                 sink.feed(Message::Text(frame)).await?;
             }
         }
@@ -69,8 +71,10 @@ pub async fn run(mut sink: Sink, mut queue: mpsc::Receiver<Frame>, closer: Arc<C
 
 /// Writes `first` and whatever else is already queued, then flushes once.
 async fn write_batch(sink: &mut Sink, queue: &mut mpsc::Receiver<Frame>, first: Frame) -> Result<(), axum::Error> {
+    metrics::message_sent(&first);
     sink.feed(Message::Text(first)).await?;
     while let Ok(frame) = queue.try_recv() {
+        metrics::message_sent(&frame);
         sink.feed(Message::Text(frame)).await?;
     }
     sink.flush().await

@@ -18,7 +18,9 @@ fn help_names_the_subcommands_and_flags() {
     let output = gateway().arg("--help").output().unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
-    for expected in ["serve", "token", "--config", "--redis-url", "--room-service-url", "GATEWAY_CONFIG_TOML"] {
+    for expected in
+        ["serve", "token", "--config", "--redis-url", "--room-service-url", "--admin-listen", "GATEWAY_CONFIG_TOML"]
+    {
         assert!(help.contains(expected), "--help lacks {expected}:\n{help}");
     }
 }

@@ -21,6 +21,8 @@ pub struct RoomServiceConfig {
     pub api_secret: Option<String>,
     /// Log one JSON object per line instead of text.
     pub log_json: bool,
+    /// Logs, metrics and traces (docs/observability.md).
+    pub telemetry: common::telemetry::TelemetryConfig,
     pub rooms: RoomsConfig,
     /// Redis holds the room state; `redis.url` is required.
     pub redis: RedisConfig,
@@ -49,6 +51,7 @@ impl Default for RoomServiceConfig {
             node_id: None,
             api_secret: None,
             log_json: false,
+            telemetry: common::telemetry::TelemetryConfig::with_admin_port(7071),
             rooms: RoomsConfig::default(),
             redis: RedisConfig::default(),
             janitor: JanitorConfig::default(),
@@ -63,7 +66,7 @@ impl Default for RoomServiceConfig {
     version,
     about = "The signaling cluster's room service (gRPC). Needs Redis.",
     long_about = "The signaling cluster's room service (gRPC). Needs Redis.\n\n\
-        Settings come from defaults (listen 127.0.0.1:7070), then --config, then \
+        Settings come from defaults (listen 127.0.0.1:7070, admin port 127.0.0.1:7071), then --config, then \
         ROOM_SERVICE_CONFIG_TOML, then ROOM_SERVICE_* variables (ROOM_SERVICE_REDIS__URL \
         sets redis.url), then these flags; docs/configuration.md lists them all."
 )]
@@ -86,6 +89,7 @@ impl RoomServiceConfig {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.telemetry.validate()?;
         anyhow::ensure!(
             self.redis.url.is_some(),
             "redis.url is required: the room service keeps its state in Redis (the in-memory store runs only inside a gateway in embedded mode)"

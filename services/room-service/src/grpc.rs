@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cluster_proto::room::room_service_server::{RoomService, RoomServiceServer};
 use cluster_proto::room::*;
+use common::telemetry::grpc::{GrpcTelemetryLayer, Side};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
@@ -30,6 +31,7 @@ pub async fn serve(
     let check_secret = move |request: Request<()>| authorize(api_secret.as_deref(), request);
     let service = RoomServiceServer::with_interceptor(RoomApi { rooms }, check_secret);
     let result = tonic::transport::Server::builder()
+        .layer(GrpcTelemetryLayer::new(Side::Server, METHODS))
         .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
@@ -55,6 +57,20 @@ async fn report_health(rooms: Arc<Rooms>, reporter: tonic_health::server::Health
         tokio::time::sleep(HEALTH_INTERVAL).await;
     }
 }
+
+/// Every method served, for the metrics' `method` label.
+pub const METHODS: &[&str] = &[
+    "/signaling.room.v1.RoomService/Join",
+    "/signaling.room.v1.RoomService/Leave",
+    "/signaling.room.v1.RoomService/ListMembers",
+    "/signaling.room.v1.RoomService/GetRoom",
+    "/signaling.room.v1.RoomService/ListRooms",
+    "/signaling.room.v1.RoomService/RemovePeer",
+    "/signaling.room.v1.RoomService/SendData",
+    "/signaling.room.v1.RoomService/MoveMember",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+];
 
 /// The gRPC service name, as the health service knows it.
 pub const SERVICE_NAME: &str = "signaling.room.v1.RoomService";

@@ -56,6 +56,7 @@ impl Janitor {
                 continue;
             }
             tracing::info!(node, members, "cleaned up after a node whose lease expired");
+            crate::metrics::lease_cleanup(members);
             sweep.nodes += 1;
             sweep.members += members;
         }

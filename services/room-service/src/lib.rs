@@ -11,12 +11,14 @@
 //!   leases) and its implementations; [`janitor`] cleans up after dead nodes.
 //! - [`grpc`]: the tonic service, health service and API-secret check.
 //! - [`config`]: configuration and flags of the `room-service` binary.
+//! - [`metrics`]: rooms, members and clean-ups (gRPC calls are measured by a layer).
 //! - [`error`]: `RoomError` and its mapping to gRPC status codes.
 
 pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod janitor;
+pub mod metrics;
 pub mod rooms;
 pub mod sessions;
 pub mod store;

@@ -2,17 +2,25 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use common::telemetry::Telemetry;
 use room_service::config::{Flags, RoomServiceConfig};
 use room_service::sessions::redis::RedisSessionStore;
 use room_service::store::redis::RedisRoomStore;
-use room_service::{Janitor, Rooms, grpc};
+use room_service::{Janitor, Rooms, grpc, metrics};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     let config = RoomServiceConfig::load(&flags)?;
-    common::logging::init(config.log_json);
     let node_id = config.node_id.clone().unwrap_or_else(|| common::node_id("rs"));
+    let telemetry = Arc::new(Telemetry::install("room-service", &node_id, &config.telemetry, config.log_json)?);
+    metrics::describe();
+    common::telemetry::grpc::describe(common::telemetry::grpc::Side::Server);
+    let admin = tokio::net::TcpListener::bind(config.telemetry.admin_listen)
+        .await
+        .with_context(|| format!("binding the admin address {}", config.telemetry.admin_listen))?;
+    tracing::info!(admin = %admin.local_addr()?, "admin port: /metrics, /log-level");
+    tokio::spawn(common::admin::serve(admin, telemetry.clone()));
 
     let store = RedisRoomStore::connect(&config.redis).await.context("connecting to Redis")?;
     let sessions = RedisSessionStore::connect(&config.redis).await.context("connecting to Redis")?;
@@ -20,12 +28,15 @@ async fn main() -> anyhow::Result<()> {
     // Every replica sweeps; they may race safely (see `janitor`).
     let janitor = Janitor::new(rooms.clone(), Arc::new(sessions));
     let janitor = tokio::spawn(janitor.run(config.janitor.period, std::future::pending()));
+    let sampler = tokio::spawn(metrics::sample_rooms(rooms.clone(), metrics::SAMPLE_PERIOD));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding the gRPC address {}", config.listen))?;
     tracing::info!(node_id, listen = %listener.local_addr()?, "room service ready");
-    grpc::serve(rooms, config.api_secret.clone(), listener, common::shutdown::signal()).await?;
+    let served = grpc::serve(rooms, config.api_secret.clone(), listener, common::shutdown::signal()).await;
     janitor.abort();
+    sampler.abort();
     tracing::info!("room service stopped");
-    Ok(())
+    telemetry.shutdown().await;
+    served
 }

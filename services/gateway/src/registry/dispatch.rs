@@ -1,13 +1,14 @@
 //! Envelopes from the bus, delivered to the local peers they concern.
 
 use bus::envelope::{Body, Envelope, HandoverData, SessionMoved};
+use common::telemetry::FLOW;
 use protocol::LeaveReason;
 
 use super::routing::returned;
 use super::sessions::take_handover_if_ready;
 use super::{Membership, PeerId, Registry, RoomName, State, ViewChange, deliver, remove_membership};
 use crate::outbound::Frame;
-use crate::render;
+use crate::{metrics, render};
 
 /// Work a dispatch leaves for the caller, which may await.
 #[derive(Debug)]
@@ -38,7 +39,11 @@ impl Registry {
                     returned(&mut local_room.in_flight, Some(to));
                 }
                 if let Some(membership) = local_room.members.get_mut(to) {
+                    let _delivery = tracing::info_span!(target: FLOW, "signal.deliver", peer = to).entered();
                     deliver(&mut state.peers, to, membership, &frame);
+                    if !own {
+                        metrics::signal_delivered(envelope.sent_at_us);
+                    }
                 }
                 Vec::new()
             }

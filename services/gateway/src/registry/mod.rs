@@ -181,6 +181,13 @@ impl Registry {
     pub fn peer_count(&self) -> usize {
         self.lock().peers.len()
     }
+
+    /// Sessions held, rooms with a local member, and local memberships (for metrics).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let state = self.lock();
+        let members = state.rooms.values().map(|room| room.members.len()).sum();
+        (state.peers.len(), state.rooms.len(), members)
+    }
 }
 
 /// Delivers one frame to one local member, as its membership state allows.

@@ -2,13 +2,15 @@
 
 use bus::Topic;
 use bus::envelope::{self, Body, Broadcast, Signal};
+use common::telemetry::{FLOW, propagation};
 use protocol::names::{validate_peer_id, validate_signal_kind};
 use protocol::{ErrorCode, JsonData, RequestId, ServerMessage};
+use tracing::Instrument;
 
 use super::RequestError;
 use crate::registry::Route;
-use crate::render;
 use crate::session::Session;
+use crate::{metrics, render};
 
 /// Delivers a signal directly when the target is on this gateway (see the registry's
 /// routing for when it is not), else publishes it on the room's channel. The publish is awaited before the next request of this client
@@ -27,7 +29,9 @@ pub async fn signal(
     let gateway = &session.gateway;
     let from = &*session.peer_id;
     let frame = || render::signal(&room, from, &kind, data.as_str());
-    if gateway.registry.route_signal(&room, from, &to, frame)? == Route::Bus {
+    let route = gateway.registry.route_signal(&room, from, &to, frame)?;
+    metrics::routed("signal", route == Route::Bus);
+    if route == Route::Bus {
         let to_peer = to;
         let body = Body::Signal(Signal {
             from_peer: from.to_string(),
@@ -35,10 +39,7 @@ pub async fn signal(
             kind,
             data_json: data.as_str().to_string(),
         });
-        let published = gateway
-            .bus
-            .publish(Topic::Room(&room), envelope::encode(&envelope::new(&room, &gateway.node_id, body)))
-            .await;
+        let published = publish(session, &room, body).await;
         if published.is_err() {
             gateway.registry.not_published(&room, Some(&to_peer));
         }
@@ -59,16 +60,26 @@ pub async fn broadcast(
     let from = &*session.peer_id;
     let route = gateway.registry.broadcast_locally(&room, from, render::broadcast(&room, Some(from), data.as_str()))?;
     let loopback = route == Route::Bus;
+    metrics::routed("broadcast", true);
     let body =
         Body::Broadcast(Broadcast { from_peer: from.to_string(), data_json: data.as_str().to_string(), loopback });
-    let published =
-        gateway.bus.publish(Topic::Room(&room), envelope::encode(&envelope::new(&room, &gateway.node_id, body))).await;
+    let published = publish(session, &room, body).await;
     if published.is_err() && loopback {
         gateway.registry.not_published(&room, None);
     }
     published?;
     acknowledge(session, id);
     Ok(())
+}
+
+/// Publishes on the room's channel, in a span whose context travels in the envelope
+/// (the receiving gateways continue the trace from it).
+async fn publish(session: &Session, room: &str, body: Body) -> Result<(), bus::BusError> {
+    let gateway = &session.gateway;
+    let span = tracing::info_span!(target: FLOW, "bus.publish", room, otel.kind = "producer");
+    let mut envelope = envelope::new(room, &gateway.node_id, body);
+    envelope.trace_context = propagation::to_map(&span);
+    gateway.bus.publish(Topic::Room(room), envelope::encode(&envelope)).instrument(span).await
 }
 
 fn acknowledge(session: &Session, id: Option<RequestId>) {
