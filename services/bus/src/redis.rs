@@ -92,6 +92,10 @@ impl RedisConfig {
                 // A command in flight when the connection drops is not sent again: the
                 // caller has already been told it failed, or will be by the timeout.
                 conn.max_command_attempts = 1;
+                // Commands are small and pipelined on one connection: without it, one
+                // written while the previous is unacknowledged waits for Redis's
+                // delayed ACK.
+                conn.tcp.nodelay = Some(true);
             });
         Ok(builder)
     }

@@ -2,7 +2,8 @@
 //! gateway and on a Redis cluster of two gateways (room service over gRPC), it measures
 //!
 //! - signal round trip: A sends a signal to B, B answers at once, A waits; sequential;
-//! - relay throughput: A sends a burst of offer-sized signals, B reads them all;
+//! - relay throughput: A sends a burst of offer-sized signals, at most 128 unread at
+//!   any time, B reads them all;
 //! - join latency: one client joins and leaves a room, sequentially.
 //!
 //! Everything runs in this one process except redis-server, so the numbers include the
@@ -14,7 +15,8 @@
 //! recorder as the binaries do (metrics are always on in production), and
 //! `PROBE_TELEMETRY=traces` also exports every span (sampling ratio 1) to a collector
 //! this probe runs at `OTEL_EXPORTER_OTLP_ENDPOINT`, which must then be set to a free
-//! loopback address, e.g. `http://127.0.0.1:4317`.
+//! loopback address, e.g. `http://127.0.0.1:4317`; `PROBE_TRACE_RATIO` sets the share
+//! of traces sampled (default 1).
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,8 @@ use serde_json::json;
 const ROUND_TRIPS: usize = 5_000;
 const BURST: usize = 20_000;
 const JOINS: usize = 1_000;
+/// Signals of the burst that may be unread at once (below the default send queue, 256).
+const WINDOW: usize = 128;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -61,6 +65,7 @@ async fn install_telemetry() -> Option<(common::telemetry::Telemetry, Option<e2e
     };
     let mut config = common::telemetry::TelemetryConfig::with_admin_port(0);
     config.log_filter = "warn".into();
+    config.trace_sample_ratio = std::env::var("PROBE_TRACE_RATIO").map_or(1.0, |r| r.parse().expect("a ratio"));
     let telemetry = common::telemetry::Telemetry::install("probe", "probe", &config, false).expect("telemetry");
     gateway::metrics::describe();
     println!("telemetry: {mode}\n");
@@ -96,13 +101,19 @@ async fn report(name: &str, cluster: &TestCluster) {
     println!("signal round trip, {ROUND_TRIPS} sequential: {}", percentiles(&mut rtts));
 
     let offer = json!({"type": "offer", "sdp": "v=0\r\n".repeat(600)}); // ~3 KB, an offer's size
+    // At most WINDOW signals on their way: a sender that outran its reader would fill
+    // the reader's send queue and get it cut off as a slow consumer (as it should).
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(WINDOW));
+    let received = window.clone();
     let reader = tokio::spawn(async move {
         for _ in 0..BURST {
             next_signal(&mut bob).await;
+            received.add_permits(1);
         }
     });
     let started = Instant::now();
     for _ in 0..BURST {
+        window.acquire().await.unwrap().forget();
         alice.signal("probe", &bob_id, "offer", offer.clone()).await.unwrap();
     }
     reader.await.unwrap();

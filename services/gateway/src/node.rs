@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use bus::{Bus, Incoming, MemoryHub, Metered, RedisBus, Topic};
 use room_service::Rooms;
 use room_service::sessions::SessionStore;
@@ -177,6 +178,14 @@ pub async fn run(
     }
     tracing::info!(listen = %listener.local_addr()?, "gateway ready");
     let stop = gateway.shutdown.clone();
+    // Signaling is small messages that must go out at once: without TCP_NODELAY a
+    // frame written while the previous one is unacknowledged waits for the peer's
+    // delayed ACK (40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, http::router(gateway.clone()))
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -8,6 +8,7 @@ use cluster_proto::room::room_service_server::{RoomService, RoomServiceServer};
 use cluster_proto::room::*;
 use common::telemetry::grpc::{GrpcTelemetryLayer, Side};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
@@ -30,11 +31,18 @@ pub async fn serve(
     let health_task = tokio::spawn(report_health(rooms.clone(), reporter));
     let check_secret = move |request: Request<()>| authorize(api_secret.as_deref(), request);
     let service = RoomServiceServer::with_interceptor(RoomApi { rooms }, check_secret);
+    // Replies are small and latency-bound: no Nagle delay behind the previous one.
+    let incoming = TcpListenerStream::new(listener).map(|accepted| {
+        if let Ok(stream) = &accepted {
+            let _ = stream.set_nodelay(true);
+        }
+        accepted
+    });
     let result = tonic::transport::Server::builder()
         .layer(GrpcTelemetryLayer::new(Side::Server, METHODS))
         .add_service(health_service)
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     health_task.abort();
     Ok(result?)

@@ -132,8 +132,11 @@ impl Client {
         } else {
             format!("{url}{}{}", if url.contains('?') { '&' } else { '?' }, query.join("&"))
         };
-        let (socket, _response) =
-            within(DEFAULT_REPLY_TIMEOUT, "websocket handshake", tokio_tungstenite::connect_async(url)).await??;
+        // TCP_NODELAY: an acknowledgement (`received`) and the request after it are two
+        // small writes in a row, and with Nagle's algorithm the second would wait for the
+        // gateway's delayed ACK (40 ms).
+        let handshake = tokio_tungstenite::connect_async_with_config(url, None, true);
+        let (socket, _response) = within(DEFAULT_REPLY_TIMEOUT, "websocket handshake", handshake).await??;
         let mut client = Self {
             socket,
             welcome: placeholder_welcome(),
