@@ -18,7 +18,7 @@ use crate::auth::{Claims, mint};
     long_about = "Signaling gateway of the WebRTC signaling cluster.\n\n\
         With no Redis URL it runs embedded: in-memory bus, room service in this process, \
         anonymous access unless auth.jwt_secret is set. Settings come from defaults \
-        (listen 127.0.0.1:8080, admin port 127.0.0.1:8081), then \
+        (listen 127.0.0.1:8080, admin port 127.0.0.1:9080), then \
         --config, then GATEWAY_CONFIG_TOML, then GATEWAY_* variables (GATEWAY_REDIS__URL \
         sets redis.url), then these flags; docs/configuration.md lists them all."
 )]

@@ -54,7 +54,7 @@ impl Default for GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             node_id: None,
             log_json: false,
-            telemetry: common::telemetry::TelemetryConfig::with_admin_port(8081),
+            telemetry: common::telemetry::TelemetryConfig::with_admin_port(9080),
             demo_page: true,
             ws: WsConfig::default(),
             limits: LimitsConfig::default(),

@@ -51,7 +51,7 @@ impl Default for RoomServiceConfig {
             node_id: None,
             api_secret: None,
             log_json: false,
-            telemetry: common::telemetry::TelemetryConfig::with_admin_port(7071),
+            telemetry: common::telemetry::TelemetryConfig::with_admin_port(9070),
             rooms: RoomsConfig::default(),
             redis: RedisConfig::default(),
             janitor: JanitorConfig::default(),
@@ -66,7 +66,7 @@ impl Default for RoomServiceConfig {
     version,
     about = "The signaling cluster's room service (gRPC). Needs Redis.",
     long_about = "The signaling cluster's room service (gRPC). Needs Redis.\n\n\
-        Settings come from defaults (listen 127.0.0.1:7070, admin port 127.0.0.1:7071), then --config, then \
+        Settings come from defaults (listen 127.0.0.1:7070, admin port 127.0.0.1:9070), then --config, then \
         ROOM_SERVICE_CONFIG_TOML, then ROOM_SERVICE_* variables (ROOM_SERVICE_REDIS__URL \
         sets redis.url), then these flags; docs/configuration.md lists them all."
 )]
