@@ -9,12 +9,14 @@
 //! - [`tls_proxy`]: a TLS-terminating proxy, for pages served over https/wss.
 //! - [`balancer`]: a TCP load balancer, for rolling restarts behind one address.
 //! - [`expect`]: assertions on what a client receives.
+//! - [`fake_kube`]: a fake Kubernetes API serving EndpointSlices, for discovery.
 //! - [`otlp`]: an OTLP trace collector, to see the spans the services export;
 //!   [`prometheus`]: a real Prometheus scraping them.
 
 pub mod balancer;
 pub mod browser;
 pub mod expect;
+pub mod fake_kube;
 pub mod link;
 pub mod otlp;
 pub mod processes;

@@ -187,11 +187,61 @@ pub struct RoomServiceClientConfig {
     pub timeout: Duration,
     /// Tries per call: a call that finds a replica unavailable goes to the next one.
     pub attempts: usize,
+    /// How the replicas are found (see [`Discovery`]).
+    pub discovery: Discovery,
+    /// With `dns` discovery: how often the names in `url` are resolved again.
+    #[serde(with = "humantime_serde")]
+    pub dns_refresh: Duration,
+    /// With `kubernetes` discovery: which Service's endpoints to use.
+    pub kubernetes: KubernetesDiscoveryConfig,
 }
 
 impl Default for RoomServiceClientConfig {
     fn default() -> Self {
-        Self { url: None, api_secret: None, timeout: Duration::from_secs(3), attempts: 3 }
+        Self {
+            url: None,
+            api_secret: None,
+            timeout: Duration::from_secs(3),
+            attempts: 3,
+            discovery: Discovery::Static,
+            dns_refresh: Duration::from_secs(5),
+            kubernetes: KubernetesDiscoveryConfig::default(),
+        }
+    }
+}
+
+/// Where the gateway learns the room-service replicas from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Discovery {
+    /// The URLs listed in `room_service.url`.
+    Static,
+    /// Every address the host names in `room_service.url` resolve to (a headless
+    /// Service's DNS name gives one per pod), resolved again periodically.
+    Dns,
+    /// The ready endpoints of a Kubernetes Service, watched through the API
+    /// (EndpointSlices): pods are added when ready and dropped when terminating.
+    Kubernetes,
+}
+
+/// The Service whose endpoints are the room-service replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesDiscoveryConfig {
+    /// The Service's name. Required with `kubernetes` discovery.
+    pub service: Option<String>,
+    /// Its namespace. Unset: the gateway's own (in a pod), else the kubeconfig's.
+    pub namespace: Option<String>,
+    /// The port of the endpoints to call: its name in the Service, or its number.
+    pub port: String,
+    /// The Kubernetes API's URL. Unset: in a pod the in-cluster API, else the
+    /// kubeconfig's cluster (e.g. `http://127.0.0.1:8001` for `kubectl proxy`).
+    pub api_url: Option<String>,
+}
+
+impl Default for KubernetesDiscoveryConfig {
+    fn default() -> Self {
+        Self { service: None, namespace: None, port: "grpc".into(), api_url: None }
     }
 }
 
@@ -303,12 +353,14 @@ impl GatewayConfig {
     pub const ENV_PREFIX: &str = "GATEWAY_";
 
     pub fn mode(&self) -> anyhow::Result<Mode> {
-        match (&self.redis.url, &self.room_service.url) {
-            (None, None) => Ok(Mode::Embedded),
-            (Some(_), None) => Ok(Mode::ClusterWithLocalRooms),
-            (Some(_), Some(_)) => Ok(Mode::Cluster),
-            (None, Some(_)) => anyhow::bail!(
-                "room_service.url is set but redis.url is not: a separate room service publishes presence over Redis, so gateways need Redis too"
+        let room_service = &self.room_service;
+        let separate_rooms = room_service.url.is_some() || room_service.discovery == Discovery::Kubernetes;
+        match (&self.redis.url, separate_rooms) {
+            (None, false) => Ok(Mode::Embedded),
+            (Some(_), false) => Ok(Mode::ClusterWithLocalRooms),
+            (Some(_), true) => Ok(Mode::Cluster),
+            (None, true) => anyhow::bail!(
+                "a separate room service is configured but redis.url is not: the room service publishes presence over Redis, so gateways need Redis too"
             ),
         }
     }
@@ -327,6 +379,15 @@ impl GatewayConfig {
     /// Checks what serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.telemetry.validate()?;
+        let room_service = &self.room_service;
+        anyhow::ensure!(
+            room_service.discovery != Discovery::Kubernetes || room_service.kubernetes.service.is_some(),
+            "room_service.discovery = \"kubernetes\" needs room_service.kubernetes.service"
+        );
+        anyhow::ensure!(
+            room_service.discovery != Discovery::Dns || room_service.url.is_some(),
+            "room_service.discovery = \"dns\" needs room_service.url (the names to resolve)"
+        );
         let anonymous = self.anonymous_allowed()?;
         anyhow::ensure!(
             anonymous || self.auth.jwt_secret.as_ref().is_some_and(|s| !s.is_empty()),
@@ -382,5 +443,21 @@ mod tests {
 
         config.redis.url = None;
         assert!(config.mode().is_err(), "a remote room service needs Redis");
+    }
+
+    #[test]
+    fn kubernetes_discovery_means_a_separate_room_service_and_names_it() {
+        let mut config = GatewayConfig::default();
+        config.redis.url = Some("redis://127.0.0.1:6379".into());
+        config.auth.jwt_secret = Some("s".into());
+        config.room_service.discovery = Discovery::Kubernetes;
+        assert_eq!(config.mode().unwrap(), Mode::Cluster, "no room_service.url needed");
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("room_service.kubernetes.service"), "{error}");
+        config.room_service.kubernetes.service = Some("room-service".into());
+        config.validate().unwrap();
+
+        config.room_service.discovery = Discovery::Dns;
+        assert!(config.validate().is_err(), "dns discovery resolves the names in room_service.url");
     }
 }

@@ -15,7 +15,7 @@
 //! - [`outbound`] and [`writer`]: a client's bounded queue and the task draining it.
 //! - [`render`]: the JSON frames pushed to clients.
 //! - [`room_api`]: the room service, in-process or over gRPC ([`room_grpc`], spread
-//!   across replicas).
+//!   across replicas that [`discovery`] finds: a static list, DNS or Kubernetes).
 //! - [`turn`]: short-lived TURN credentials for `welcome`.
 //! - [`node`]: assembles all of it for the configured mode; [`config`] says which;
 //!   [`lease`] keeps the node's lease, [`recovery`] drops and regains its standing when
@@ -27,6 +27,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod discovery;
 pub mod dispatch;
 pub mod drain;
 pub mod handovers;

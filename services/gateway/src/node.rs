@@ -25,7 +25,7 @@ use crate::replay::ReplayLimits;
 use crate::room_api::RoomApi;
 use crate::room_grpc::GrpcRoomApi;
 use crate::subscriptions::Subscriptions;
-use crate::{dispatch, drain, http, lease, metrics, recovery};
+use crate::{discovery, dispatch, drain, http, lease, metrics, recovery};
 
 /// Everything a gateway's connections share.
 pub struct Gateway {
@@ -76,10 +76,10 @@ impl Gateway {
                     RedisBus::connect(&config.redis, queue).await.context("connecting the bus to Redis")?;
                 let sessions: Arc<dyn SessionStore> =
                     Arc::new(RedisSessionStore::connect(&config.redis).await.context("connecting the session store")?);
-                let (rooms, local_rooms): (Arc<dyn RoomApi>, _) = if config.room_service.url.is_some() {
+                let (rooms, local_rooms): (Arc<dyn RoomApi>, _) = if mode == Mode::Cluster {
                     let client = &config.room_service;
                     let api = GrpcRoomApi::new(
-                        &client.urls(),
+                        discovery::start(client).context("finding the room service")?,
                         client.api_secret.as_deref(),
                         client.timeout,
                         client.attempts,

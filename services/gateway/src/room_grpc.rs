@@ -12,8 +12,8 @@
 //! - `members` and the health check only read.
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +32,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tower::Layer;
 
+use crate::discovery::Replicas;
 use crate::room_api::RoomApi;
 
 /// How long a replica that failed a call is passed over.
@@ -43,9 +44,15 @@ type Traced = GrpcTelemetry<Channel>;
 type Client = RoomServiceClient<InterceptedService<Traced, BearerSecret>>;
 
 pub struct GrpcRoomApi {
-    replicas: Vec<Replica>,
+    /// Where the replicas are; read before each call.
+    discovered: Mutex<Replicas>,
+    /// A client per replica, rebuilt when the discovered URLs change (clients of
+    /// replicas still listed are kept, with their connections).
+    replicas: RwLock<Arc<[Arc<Replica>]>>,
     next: AtomicUsize,
     attempts: usize,
+    secret: Option<MetadataValue<Ascii>>,
+    timeout: Duration,
 }
 
 struct Replica {
@@ -56,33 +63,72 @@ struct Replica {
 }
 
 impl GrpcRoomApi {
-    /// Clients of the replicas at `urls` that connect on first use (so a gateway starts
-    /// while the room service is still starting); every call gets `timeout`, and up to
-    /// `attempts` tries on as many replicas.
-    pub fn new(urls: &[String], api_secret: Option<&str>, timeout: Duration, attempts: usize) -> anyhow::Result<Self> {
-        anyhow::ensure!(!urls.is_empty(), "room_service.url lists no URL");
+    /// Clients of the replicas `discovered` lists, connecting on first use (so a
+    /// gateway starts while the room service is still starting); every call gets
+    /// `timeout`, and up to `attempts` tries on as many replicas.
+    pub fn new(
+        discovered: Replicas,
+        api_secret: Option<&str>,
+        timeout: Duration,
+        attempts: usize,
+    ) -> anyhow::Result<Self> {
         let secret = api_secret
             .map(|secret| format!("Bearer {secret}").parse())
             .transpose()
             .map_err(|_| anyhow::anyhow!("room_service.api_secret must be printable ASCII"))?;
-        let replicas = urls
+        let api = Self {
+            discovered: Mutex::new(discovered),
+            replicas: RwLock::new(Arc::from([])),
+            next: AtomicUsize::new(0),
+            attempts: attempts.max(1),
+            secret,
+            timeout,
+        };
+        let urls = lock(&api.discovered).borrow_and_update().clone();
+        api.rebuild(&urls);
+        Ok(api)
+    }
+
+    /// The URLs of the replicas calls go to now.
+    pub fn replica_urls(&self) -> Vec<String> {
+        self.current().iter().map(|replica| replica.url.clone()).collect()
+    }
+
+    /// The replicas, brought up to date with discovery first.
+    fn current(&self) -> Arc<[Arc<Replica>]> {
+        let mut discovered = lock(&self.discovered);
+        if discovered.has_changed().unwrap_or(false) {
+            let urls = discovered.borrow_and_update().clone();
+            self.rebuild(&urls);
+        }
+        self.replicas.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    fn rebuild(&self, urls: &[String]) {
+        let mut replicas = self.replicas.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let rebuilt: Vec<Arc<Replica>> = urls
             .iter()
-            .map(|url| {
-                let channel = Endpoint::from_shared(url.clone())?
-                    .connect_timeout(timeout)
-                    .timeout(timeout)
-                    .tcp_nodelay(true)
-                    .connect_lazy();
-                let traced = GrpcTelemetryLayer::new(Side::Client, room_service::grpc::METHODS).layer(channel);
-                Ok(Replica {
-                    url: url.clone(),
-                    client: RoomServiceClient::with_interceptor(traced.clone(), BearerSecret(secret.clone())),
-                    health: HealthClient::new(traced),
-                    passed_over_until: Mutex::new(None),
-                })
+            .filter_map(|url| match replicas.iter().find(|replica| replica.url == *url) {
+                Some(kept) => Some(kept.clone()),
+                None => self.replica(url).inspect_err(|error| tracing::warn!(url, %error, "unusable replica URL")).ok(),
             })
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Self { replicas, next: AtomicUsize::new(0), attempts: attempts.max(1) })
+            .collect();
+        *replicas = rebuilt.into();
+    }
+
+    fn replica(&self, url: &str) -> anyhow::Result<Arc<Replica>> {
+        let channel = Endpoint::from_shared(url.to_string())?
+            .connect_timeout(self.timeout)
+            .timeout(self.timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let traced = GrpcTelemetryLayer::new(Side::Client, room_service::grpc::METHODS).layer(channel);
+        Ok(Arc::new(Replica {
+            url: url.to_string(),
+            client: RoomServiceClient::with_interceptor(traced.clone(), BearerSecret(self.secret.clone())),
+            health: HealthClient::new(traced),
+            passed_over_until: Mutex::new(None),
+        }))
     }
 
     /// Runs `call` on the next replica, and again on the following ones while the answer
@@ -94,8 +140,10 @@ impl GrpcRoomApi {
     {
         let mut attempt = 0;
         loop {
-            let replica = self.pick();
-            match call(replica).await {
+            let Some(replica) = self.pick() else {
+                return Err(RoomError::Unavailable("no room-service replica is known".into()));
+            };
+            match call(&replica).await {
                 Err(RoomError::Unavailable(message)) if attempt + 1 < self.attempts => {
                     tracing::debug!(replica = replica.url, %message, "room service replica unavailable; trying the next");
                     *lock(&replica.passed_over_until) = Some(Instant::now() + PASS_OVER);
@@ -112,14 +160,19 @@ impl GrpcRoomApi {
     }
 
     /// The next replica in turn that is not passed over (or, if all are, the next one).
-    fn pick(&self) -> &Replica {
-        let count = self.replicas.len();
+    fn pick(&self) -> Option<Arc<Replica>> {
+        let replicas = self.current();
+        let count = replicas.len();
+        if count == 0 {
+            return None;
+        }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        (0..count)
-            .map(|offset| &self.replicas[(start + offset) % count])
+        let chosen = (0..count)
+            .map(|offset| &replicas[(start + offset) % count])
             .find(|replica| lock(&replica.passed_over_until).is_none_or(|until| until <= now))
-            .unwrap_or(&self.replicas[start % count])
+            .unwrap_or(&replicas[start % count]);
+        Some(chosen.clone())
     }
 }
 

@@ -30,6 +30,7 @@ macro_rules! on_both_deployments {
 
 mod bad_input;
 mod capacity;
+mod discovery;
 mod isolation;
 mod mesh;
 mod negotiation;

@@ -1,0 +1,150 @@
+//! Replicas from Kubernetes: the ready endpoints of the room service's Service, from
+//! its EndpointSlices (label `kubernetes.io/service-name`), watched through the API.
+//!
+//! An endpoint counts while it is ready and not terminating: a pod being deleted (a
+//! rolling update, a scale-down) leaves the list as soon as it is marked terminating,
+//! so it gets no new calls while it finishes the ones it has.
+//!
+//! The gateway needs `get`, `list` and `watch` on `endpointslices.discovery.k8s.io` in
+//! the room service's namespace (the chart's Role grants exactly that).
+
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::watch;
+
+use super::{Replicas, publish};
+use crate::config::KubernetesDiscoveryConfig;
+
+/// The namespace of the pod the gateway runs in, when it does.
+const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+pub fn start(config: &KubernetesDiscoveryConfig) -> anyhow::Result<Replicas> {
+    let service = config.service.clone().ok_or_else(|| anyhow::anyhow!("room_service.kubernetes.service is unset"))?;
+    let api_url = config.api_url.as_deref().map(str::parse::<http::Uri>).transpose()?;
+    let (sender, replicas) = watch::channel(Vec::new());
+    let (namespace, port) = (config.namespace.clone(), config.port.clone());
+    tokio::spawn(async move {
+        if let Err(error) = follow(api_url, namespace, &service, &port, sender).await {
+            tracing::error!(%error, service, "cannot watch the room service's endpoints");
+        }
+    });
+    Ok(replicas)
+}
+
+/// Watches the Service's EndpointSlices until nobody listens. The watcher relists and
+/// rewatches by itself (with backoff) when the API connection breaks.
+async fn follow(
+    api_url: Option<http::Uri>,
+    namespace: Option<String>,
+    service: &str,
+    port: &str,
+    sender: watch::Sender<Vec<String>>,
+) -> anyhow::Result<()> {
+    let config = match api_url {
+        Some(url) => kube::Config::new(url),
+        None => kube::Config::infer().await?,
+    };
+    let namespace = namespace
+        .or_else(|| std::fs::read_to_string(POD_NAMESPACE_FILE).ok().map(|ns| ns.trim().to_string()))
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = kube::Client::try_from(config)?;
+    let slices: kube::Api<EndpointSlice> = kube::Api::namespaced(client, &namespace);
+    let selector = format!("kubernetes.io/service-name={service}");
+    tracing::info!(namespace, service, port, "watching the room service's endpoints");
+    let mut events = watcher(slices, watcher::Config::default().labels(&selector)).default_backoff().boxed();
+    // Slice name → its ready endpoints; during a relist the new set is built aside.
+    let mut current: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut relisting: Option<BTreeMap<String, Vec<String>>> = None;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Init) => relisting = Some(BTreeMap::new()),
+            Ok(watcher::Event::InitApply(slice)) => {
+                relisting.get_or_insert_default().insert(name(&slice), ready_urls(&slice, port));
+            }
+            Ok(watcher::Event::InitDone) => current = relisting.take().unwrap_or_default(),
+            Ok(watcher::Event::Apply(slice)) => {
+                current.insert(name(&slice), ready_urls(&slice, port));
+            }
+            Ok(watcher::Event::Delete(slice)) => {
+                current.remove(&name(&slice));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "watching EndpointSlices failed; retrying");
+                continue;
+            }
+        }
+        if relisting.is_none() && !publish(&sender, current.values().flatten().cloned().collect()) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn name(slice: &EndpointSlice) -> String {
+    slice.metadata.name.clone().unwrap_or_default()
+}
+
+/// `http://<address>:<port>` of every endpoint that is ready and not terminating
+/// (a condition left unset means ready and not terminating, as the API defines).
+/// `port` is the port's name in the slice, or a number.
+pub fn ready_urls(slice: &EndpointSlice, port: &str) -> Vec<String> {
+    let named = slice.ports.iter().flatten().find(|p| p.name.as_deref() == Some(port)).and_then(|p| p.port);
+    let Some(port) = named.or_else(|| port.parse().ok()) else { return Vec::new() };
+    slice
+        .endpoints
+        .iter()
+        .filter(|endpoint| {
+            let conditions = endpoint.conditions.as_ref();
+            conditions.and_then(|c| c.ready).unwrap_or(true) && !conditions.and_then(|c| c.terminating).unwrap_or(false)
+        })
+        .flat_map(|endpoint| endpoint.addresses.iter())
+        .map(|address| {
+            if address.contains(':') {
+                format!("http://[{address}]:{port}")
+            } else {
+                format!("http://{address}:{port}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(json: serde_json::Value) -> EndpointSlice {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn only_ready_endpoints_that_are_not_terminating_count() {
+        let slice = slice(serde_json::json!({
+            "metadata": {"name": "rs-abc"},
+            "addressType": "IPv4",
+            "ports": [{"name": "grpc", "port": 7070}, {"name": "admin", "port": 9070}],
+            "endpoints": [
+                {"addresses": ["10.0.0.1"], "conditions": {"ready": true}},
+                {"addresses": ["10.0.0.2"], "conditions": {"ready": false}},
+                {"addresses": ["10.0.0.3"], "conditions": {"ready": false, "serving": true, "terminating": true}},
+                {"addresses": ["10.0.0.4"]},
+            ],
+        }));
+        assert_eq!(ready_urls(&slice, "grpc"), ["http://10.0.0.1:7070", "http://10.0.0.4:7070"]);
+        assert_eq!(ready_urls(&slice, "7070"), ["http://10.0.0.1:7070", "http://10.0.0.4:7070"]);
+        assert!(ready_urls(&slice, "metrics").is_empty(), "an unknown port name matches nothing");
+    }
+
+    #[test]
+    fn ipv6_addresses_are_bracketed() {
+        let slice = slice(serde_json::json!({
+            "metadata": {"name": "rs-v6"},
+            "addressType": "IPv6",
+            "ports": [{"name": "grpc", "port": 7070}],
+            "endpoints": [{"addresses": ["fd00::1"], "conditions": {"ready": true}}],
+        }));
+        assert_eq!(ready_urls(&slice, "grpc"), ["http://[fd00::1]:7070"]);
+    }
+}
