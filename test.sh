@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine too: installs what is missing
 # (redis-server, Chromium with ChromeDriver for the browser tests, Prometheus with
-# promtool for the observability tests; the tests start their own instances), then
-# checks formatting and lints, builds once, and runs every test of the workspace,
-# including the optional Rust WebRTC peer (--all-features).
+# promtool for the observability tests, kubectl and yamllint for the manifests; the
+# tests start their own instances), then checks formatting and lints, builds once, and
+# runs every test of the workspace, including the optional Rust WebRTC peer
+# (--all-features).
 #
 # The tests run in a fresh network namespace with only loopback up when the machine
 # allows it (unshare), so that ICE in the browsers can only use 127.0.0.1 and nothing
@@ -27,6 +28,11 @@ have chromium || missing+=(chromium)
 have chromedriver || missing+=(chromium-driver)
 have ip || missing+=(iproute2)
 have prometheus && have promtool || missing+=(prometheus)
+have yamllint || missing+=(yamllint)
+# kubectl (with its built-in kustomize) renders the manifests in k8s/; Debian's own
+# kubernetes-client is too old for them, the package `kubectl` comes from Google's
+# repository (present on the CI machines).
+have kubectl || missing+=(kubectl)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
     apt_install "${missing[@]}"
