@@ -160,7 +160,8 @@ async fn replicas_follow_the_endpoint_slices_and_calls_keep_succeeding() {
     pod_a.end().await;
     after_more_calls(calls_so_far()).await;
 
-    // The slice is replaced by another (EndpointSlices come and go as pods change).
+    // The slice is replaced by another (EndpointSlices come and go as pods change): the
+    // moment without any slice in between must not fail calls.
     kube.delete("room-service-x1");
     kube.apply(endpoint_slice("room-service-x2", NAMESPACE, SERVICE, port, &[("127.0.0.3", true, false)]));
     expect_replicas(&replicas, std::slice::from_ref(&b)).await;

@@ -18,6 +18,11 @@ use tokio::sync::watch;
 use super::{Replicas, publish};
 use crate::config::KubernetesDiscoveryConfig;
 
+/// How long the last endpoints stay listed after they disappear, unless others come:
+/// a slice replaced by another (deleted, then created) would otherwise leave the list
+/// empty in between, and calls made then would fail for nothing.
+const EMPTY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The namespace of the pod the gateway runs in, when it does.
 const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -58,7 +63,22 @@ async fn follow(
     // Slice name → its ready endpoints; during a relist the new set is built aside.
     let mut current: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut relisting: Option<BTreeMap<String, Vec<String>>> = None;
-    while let Some(event) = events.next().await {
+    // When the last endpoints go, the empty list waits a moment (see EMPTY_GRACE).
+    let mut empty_since: Option<tokio::time::Instant> = None;
+    loop {
+        let event = tokio::select! {
+            event = events.next() => match event {
+                Some(event) => event,
+                None => return Ok(()),
+            },
+            _ = tokio::time::sleep_until(empty_since.unwrap_or_else(far_future) + EMPTY_GRACE), if empty_since.is_some() => {
+                empty_since = None;
+                if !publish(&sender, Vec::new()) {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
         match event {
             Ok(watcher::Event::Init) => relisting = Some(BTreeMap::new()),
             Ok(watcher::Event::InitApply(slice)) => {
@@ -76,11 +96,23 @@ async fn follow(
                 continue;
             }
         }
-        if relisting.is_none() && !publish(&sender, current.values().flatten().cloned().collect()) {
+        if relisting.is_some() {
+            continue;
+        }
+        let urls: Vec<String> = current.values().flatten().cloned().collect();
+        if urls.is_empty() && !sender.borrow().is_empty() {
+            empty_since.get_or_insert_with(tokio::time::Instant::now);
+            continue;
+        }
+        empty_since = None;
+        if !publish(&sender, urls) {
             return Ok(());
         }
     }
-    Ok(())
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(86_400)
 }
 
 fn name(slice: &EndpointSlice) -> String {
