@@ -2,7 +2,10 @@
 //! /log-level` to read and change the log filter while the process runs. Kept off the
 //! client-facing port so that it can be reachable only from inside the cluster.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+use anyhow::Context;
 
 use axum::Router;
 use axum::extract::State;
@@ -20,11 +23,17 @@ pub fn router(telemetry: Arc<Telemetry>) -> Router {
         .with_state(telemetry)
 }
 
-/// Serves the admin port until the process ends.
-pub async fn serve(listener: TcpListener, telemetry: Arc<Telemetry>) {
-    if let Err(error) = axum::serve(listener, router(telemetry)).await {
-        tracing::error!(%error, "the admin port stopped");
-    }
+/// Binds the admin port at `addr` and serves it, in the background, until the process
+/// ends; logs the address bound (`admin`), which may be port 0's pick.
+pub async fn start(addr: SocketAddr, telemetry: Arc<Telemetry>) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the admin address {addr}"))?;
+    tracing::info!(admin = %listener.local_addr()?, "admin port: /metrics, /log-level");
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router(telemetry)).await {
+            tracing::error!(%error, "the admin port stopped");
+        }
+    });
+    Ok(())
 }
 
 async fn metrics(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {

@@ -12,7 +12,6 @@
 //! Run: `cargo build --release --bins && cargo run --release -p e2e --example dashboard_plot`
 //! (writes docs/images/observability-load.svg).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -86,7 +85,7 @@ async fn run() {
         ("switchboard-gateway", (0..3).map(|i| cluster.gateway(i).admin_addr()).collect()),
         ("switchboard-room-service", vec![cluster.room_service(0).admin_addr()]),
     ];
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../helm/switchboard/files/prometheus-rules.yaml");
+    let rules = e2e::repository_path("helm/switchboard/files/prometheus-rules.yaml");
     let prometheus = Prometheus::start(&jobs, &[&rules]).await;
     let started = unix_now();
     let pause_ms = Arc::new(AtomicU64::new(100));
@@ -142,7 +141,7 @@ async fn run() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ended = unix_now();
 
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/images/observability-load.svg");
+    let out = e2e::repository_path("docs/images/observability-load.svg");
     let root = SVGBackend::new(&out, (1500, 1100)).into_drawing_area();
     root.fill(&WHITE).expect("draw");
     for ((title, unit, queries), area) in PANELS.iter().zip(root.split_evenly((3, 2))) {

@@ -13,7 +13,6 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Flags that make headless Chromium work on a closed loopback-only machine, with a
@@ -63,18 +62,9 @@ impl Browsers {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
-        let mut lines = BufReader::new(driver.stdout.take().expect("piped stdout")).lines();
-        let started = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("started successfully") {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
-        assert!(matches!(started, Ok(true)), "chromedriver did not start within 20 s");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let stdout = driver.stdout.take().expect("piped stdout");
+        let started = testkit::await_line(stdout, "started successfully", Duration::from_secs(20)).await;
+        assert!(started, "chromedriver did not start within 20 s");
         let profiles = std::env::temp_dir().join(format!("e2e-chromium-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&profiles).expect("a profile directory");
         Self { driver, driver_url: format!("http://127.0.0.1:{port}"), chromium, profiles, opened: AtomicUsize::new(0) }

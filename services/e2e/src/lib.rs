@@ -212,13 +212,47 @@ async fn start_room_service(redis: &RedisConfig, rooms: RoomsConfig) -> Node {
     Node { addr, stop: Some(stop), task }
 }
 
+/// A file or folder of the repository, by its path from the top.
+pub fn repository_path(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+}
+
+/// Runs a command-line tool in the repository's top folder and returns its standard
+/// output; panics, saying so, when it is missing, fails or takes longer than `within`.
+pub async fn run_tool(program: &str, args: &[&str], within: Duration) -> String {
+    let run =
+        tokio::process::Command::new(program).args(args).current_dir(repository_path("")).kill_on_drop(true).output();
+    let output = tokio::time::timeout(within, run)
+        .await
+        .unwrap_or_else(|_| panic!("{program} did not finish within {within:?}"))
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} ({e}); install it, or run the README test command, which does")
+        });
+    assert!(
+        output.status.success(),
+        "{program} {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
 /// A bare HTTP/1.1 GET (for the probes), returning the status code and body.
 pub async fn http_get(addr_url: &str, path: &str) -> (u16, String) {
+    http_request("GET", addr_url, path, "").await
+}
+
+/// A bare HTTP/1.1 request with a text body, returning the status code and body.
+pub async fn http_request(method: &str, addr_url: &str, path: &str, body: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = addr_url.trim_start_matches("http://");
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(host).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
         stream.write_all(request.as_bytes()).await?;
         let mut response = String::new();
         stream.read_to_string(&mut response).await?;

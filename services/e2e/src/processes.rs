@@ -101,11 +101,6 @@ impl ServiceProcess {
         self.admin
     }
 
-    /// The process's pid, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
     /// The process's resident memory in KiB (from /proc), if it is running.
     pub fn resident_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;

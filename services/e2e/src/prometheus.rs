@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// One series of a range query.
@@ -121,22 +120,11 @@ async fn spawn(dir: &Path, addr: SocketAddr) -> Option<Child> {
         .unwrap_or_else(|e| {
             panic!("cannot run prometheus ({e}); install it (Debian: apt-get install prometheus) or run the README test command")
         });
-    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("Server is ready to receive web requests") {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    if !ready {
+    let stderr = child.stderr.take().expect("piped stderr");
+    if !testkit::await_line(stderr, "Server is ready to receive web requests", Duration::from_secs(20)).await {
         let _ = child.kill().await;
         return None;
     }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Some(child)
 }
 

@@ -3,8 +3,7 @@
 //! a valid configuration of the services, and the repository's YAML is lint-clean.
 //! (No cluster runs here: what is checked is the rendered objects, not a deployment.)
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
@@ -14,29 +13,12 @@ use room_service::config::RoomServiceConfig;
 use serde::Deserialize;
 use serde_yaml::Value;
 
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Runs a tool to completion (they finish in about a second; a hang fails the test
-/// through the suite's own timeout, there being no async runtime here).
-fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program).args(args).current_dir(repository()).output().unwrap_or_else(|e| {
-        panic!("cannot run {program} ({e}); install it or run the README test command, which does")
-    });
-    assert!(
-        output.status.success(),
-        "{program} {}: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
+/// How long a tool (kubectl, yamllint) may take; both need about a second.
+const TOOL_TIME: Duration = Duration::from_secs(60);
 
 /// The objects of an overlay, rendered.
-fn render(overlay: &str) -> Vec<Value> {
-    let yaml = run("kubectl", &["kustomize", &format!("k8s/overlays/{overlay}")]);
+async fn render(overlay: &str) -> Vec<Value> {
+    let yaml = e2e::run_tool("kubectl", &["kustomize", &format!("k8s/overlays/{overlay}")], TOOL_TIME).await;
     serde_yaml::Deserializer::from_str(&yaml).map(|document| Value::deserialize(document).expect("YAML")).collect()
 }
 
@@ -125,9 +107,9 @@ fn check_common(all: &[Value]) {
     assert_eq!(subject["namespace"], binding["metadata"]["namespace"], "the gateways' own service account");
 }
 
-#[test]
-fn the_dev_overlay_runs_everything_once_with_a_bundled_redis() {
-    let all = render("dev");
+#[tokio::test]
+async fn the_dev_overlay_runs_everything_once_with_a_bundled_redis() {
+    let all = render("dev").await;
     check_common(&all);
     for deployment in objects(&all, "Deployment") {
         assert_eq!(deployment["spec"]["replicas"], 1);
@@ -142,9 +124,9 @@ fn the_dev_overlay_runs_everything_once_with_a_bundled_redis() {
     }
 }
 
-#[test]
-fn the_prod_overlay_uses_an_external_redis_and_scales() {
-    let all = render("prod");
+#[tokio::test]
+async fn the_prod_overlay_uses_an_external_redis_and_scales() {
+    let all = render("prod").await;
     check_common(&all);
     assert!(objects(&all, "StatefulSet").is_empty(), "no bundled Redis");
     assert!(objects(&all, "Secret").is_empty(), "the operator creates the Secret");
@@ -159,7 +141,7 @@ fn the_prod_overlay_uses_an_external_redis_and_scales() {
     assert_eq!(keys, ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]);
 }
 
-#[test]
-fn the_repository_yaml_is_lint_clean() {
-    run("yamllint", &["--strict", "k8s", "helm", "docs/observability/alerts.test.yaml"]);
+#[tokio::test]
+async fn the_repository_yaml_is_lint_clean() {
+    e2e::run_tool("yamllint", &["--strict", "k8s", "helm", "docs/observability/alerts.test.yaml"], TOOL_TIME).await;
 }

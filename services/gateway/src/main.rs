@@ -23,11 +23,7 @@ async fn main() -> anyhow::Result<()> {
             room_service::metrics::describe();
             bus::metered::describe();
             common::telemetry::grpc::describe(common::telemetry::grpc::Side::Client);
-            let admin = tokio::net::TcpListener::bind(config.telemetry.admin_listen)
-                .await
-                .with_context(|| format!("binding the admin address {}", config.telemetry.admin_listen))?;
-            tracing::info!(admin = %admin.local_addr()?, "admin port: /metrics, /log-level");
-            tokio::spawn(common::admin::serve(admin, telemetry.clone()));
+            common::admin::start(config.telemetry.admin_listen, telemetry.clone()).await?;
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;

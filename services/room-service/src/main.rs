@@ -16,11 +16,7 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = Arc::new(Telemetry::install("room-service", &node_id, &config.telemetry, config.log_json)?);
     metrics::describe();
     common::telemetry::grpc::describe(common::telemetry::grpc::Side::Server);
-    let admin = tokio::net::TcpListener::bind(config.telemetry.admin_listen)
-        .await
-        .with_context(|| format!("binding the admin address {}", config.telemetry.admin_listen))?;
-    tracing::info!(admin = %admin.local_addr()?, "admin port: /metrics, /log-level");
-    tokio::spawn(common::admin::serve(admin, telemetry.clone()));
+    common::admin::start(config.telemetry.admin_listen, telemetry.clone()).await?;
 
     let store = RedisRoomStore::connect(&config.redis).await.context("connecting to Redis")?;
     let sessions = RedisSessionStore::connect(&config.redis).await.context("connecting to Redis")?;

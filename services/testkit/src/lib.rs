@@ -3,6 +3,7 @@
 //! - [`RedisServer`]: a real `redis-server` on a free loopback port, owned by the test:
 //!   killed when dropped, and killable and restartable on the same port to test faults.
 //! - [`eventually`]: waits for a condition that no event announces, with a deadline.
+//! - [`await_line`]: waits for a child process to say it is ready.
 
 mod redis_server;
 
@@ -12,6 +13,31 @@ use std::time::Duration;
 
 /// How long fixtures wait for an external process before failing the test.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads a child's `output` until a line contains `needle`, for at most `within`, then
+/// keeps draining it in the background (a child writing to a full pipe would block).
+/// False if the output ended, or the time passed, first.
+pub async fn await_line<R>(output: R, needle: &str, within: Duration) -> bool
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(output).lines();
+    let found = tokio::time::timeout(within, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains(needle) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    if found {
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    }
+    found
+}
 
 /// Retries `probe` until it returns `Some`, at most until `deadline` has passed; panics
 /// with `what` when it never does. For conditions without an event to await (e.g. "the

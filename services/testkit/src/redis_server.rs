@@ -3,7 +3,6 @@
 use std::net::TcpListener;
 use std::process::Stdio;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::STARTUP_TIMEOUT;
@@ -93,22 +92,10 @@ async fn spawn(port: u16) -> Option<Child> {
         .unwrap_or_else(|e| {
             panic!("cannot run redis-server ({e}); install it (Debian: apt-get install redis-server) or run the README test command")
         });
-    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let ready = tokio::time::timeout(STARTUP_TIMEOUT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("Ready to accept connections") {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    if !ready {
+    let stdout = child.stdout.take().expect("piped stdout");
+    if !crate::await_line(stdout, "Ready to accept connections", STARTUP_TIMEOUT).await {
         let _ = child.kill().await;
         return None;
     }
-    // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Some(child)
 }

@@ -59,7 +59,7 @@ fn save_screenshot(png: &[u8]) {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
     assert!(png.len() > 20_000, "a screenshot with two videos is more than {} bytes", png.len());
     if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/images/demo-two-participants.png");
+        let path = e2e::repository_path("docs/images/demo-two-participants.png");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, png).unwrap();
     }

@@ -63,6 +63,11 @@ async fn two_pod_addresses() -> (TcpListener, TcpListener, u16) {
     panic!("no port free on both 127.0.0.2 and 127.0.0.3");
 }
 
+/// A slice of the room service's Service; endpoints are (address, ready, terminating).
+fn slice(name: &str, port: u16, endpoints: &[(&str, bool, bool)]) -> serde_json::Value {
+    endpoint_slice(name, NAMESPACE, SERVICE, port, endpoints)
+}
+
 async fn expect_replicas(replicas: &Replicas, expected: &[String]) {
     let mut watched = replicas.clone();
     let seen = tokio::time::timeout(Duration::from_secs(10), watched.wait_for(|urls| urls == expected)).await.is_ok();
@@ -79,7 +84,7 @@ async fn replicas_follow_the_endpoint_slices_and_calls_keep_succeeding() {
     let (a, b) = (format!("http://127.0.0.2:{port}"), format!("http://127.0.0.3:{port}"));
 
     let kube = FakeKube::start().await;
-    kube.apply(endpoint_slice("room-service-x1", NAMESPACE, SERVICE, port, &[("127.0.0.2", true, false)]));
+    kube.apply(slice("room-service-x1", port, &[("127.0.0.2", true, false)]));
     let config = RoomServiceClientConfig {
         discovery: Discovery::Kubernetes,
         kubernetes: KubernetesDiscoveryConfig {
@@ -137,25 +142,13 @@ async fn replicas_follow_the_endpoint_slices_and_calls_keep_succeeding() {
     after_more_calls(calls_so_far()).await;
 
     // A second pod turns ready: it joins the rotation.
-    kube.apply(endpoint_slice(
-        "room-service-x1",
-        NAMESPACE,
-        SERVICE,
-        port,
-        &[("127.0.0.2", true, false), ("127.0.0.3", true, false)],
-    ));
+    kube.apply(slice("room-service-x1", port, &[("127.0.0.2", true, false), ("127.0.0.3", true, false)]));
     expect_replicas(&replicas, &[a.clone(), b.clone()]).await;
     after_more_calls(calls_so_far()).await;
 
     // The first is being deleted: marked terminating, it leaves the rotation at once,
     // then its process ends. No call may reach it after that.
-    kube.apply(endpoint_slice(
-        "room-service-x1",
-        NAMESPACE,
-        SERVICE,
-        port,
-        &[("127.0.0.2", false, true), ("127.0.0.3", true, false)],
-    ));
+    kube.apply(slice("room-service-x1", port, &[("127.0.0.2", false, true), ("127.0.0.3", true, false)]));
     expect_replicas(&replicas, std::slice::from_ref(&b)).await;
     pod_a.end().await;
     after_more_calls(calls_so_far()).await;
@@ -163,7 +156,7 @@ async fn replicas_follow_the_endpoint_slices_and_calls_keep_succeeding() {
     // The slice is replaced by another (EndpointSlices come and go as pods change): the
     // moment without any slice in between must not fail calls.
     kube.delete("room-service-x1");
-    kube.apply(endpoint_slice("room-service-x2", NAMESPACE, SERVICE, port, &[("127.0.0.3", true, false)]));
+    kube.apply(slice("room-service-x2", port, &[("127.0.0.3", true, false)]));
     expect_replicas(&replicas, std::slice::from_ref(&b)).await;
     after_more_calls(calls_so_far()).await;
 

@@ -6,33 +6,17 @@ use e2e::otlp::Collector;
 use e2e::processes::{ProcessCluster, ServiceProcess};
 use protocol::ServerMessage;
 
-/// A bare `PUT` with a body, returning the status and body.
-async fn put(admin: std::net::SocketAddr, path: &str, body: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(admin).await.expect("connect to the admin port");
-    let request = format!(
-        "PUT {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("send the request");
-    let mut response = String::new();
-    tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_string(&mut response))
-        .await
-        .expect("an answer within 10 s")
-        .expect("read the answer");
-    let status = response.split(' ').nth(1).and_then(|code| code.parse().ok()).expect("a status line");
-    (status, response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_filter_changes_at_run_time_and_bad_ones_are_refused() {
     let gateway = ServiceProcess::start("gateway", &[], &[], "gateway ready").await;
-    let admin = gateway.admin_addr();
-    let url = format!("http://{admin}");
+    let url = format!("http://{}", gateway.admin_addr());
     assert_eq!(e2e::http_get(&url, "/log-level").await.0, 200);
-    assert_eq!(put(admin, "/log-level", "debug,tower=warn").await, (200, "debug,tower=warn\n".to_string()));
+    assert_eq!(
+        e2e::http_request("PUT", &url, "/log-level", "debug,tower=warn").await,
+        (200, "debug,tower=warn\n".to_string())
+    );
     assert_eq!(e2e::http_get(&url, "/log-level").await.1, "debug,tower=warn\n");
-    let (status, message) = put(admin, "/log-level", "debug,=bogus=").await;
+    let (status, message) = e2e::http_request("PUT", &url, "/log-level", "debug,=bogus=").await;
     assert_eq!(status, 400);
     assert!(message.contains("invalid log filter"), "{message}");
     assert_eq!(e2e::http_get(&url, "/log-level").await.1, "debug,tower=warn\n", "a bad filter changes nothing");

@@ -116,8 +116,7 @@ async fn the_documented_metrics_are_the_exported_ones() {
     let mut exported = Scrape::of(cluster.gateway(1).admin_addr()).await.names();
     exported.extend(Scrape::of(cluster.room_service(0).admin_addr()).await.names());
 
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/observability.md"))
-        .expect("docs/observability.md");
+    let doc = std::fs::read_to_string(e2e::repository_path("docs/observability.md")).expect("docs/observability.md");
     let documented: BTreeSet<String> = doc
         .lines()
         .filter_map(|line| line.strip_prefix("| `"))
@@ -125,11 +124,8 @@ async fn the_documented_metrics_are_the_exported_ones() {
         .filter(|name| name.starts_with("switchboard_") || name.starts_with("process_"))
         .map(str::to_string)
         .collect();
-    // Metrics that only appear after events a negotiation does not cause.
-    let eventual: BTreeSet<String> =
-        ["switchboard_gateway_drain_sessions_remaining"].iter().map(|s| s.to_string()).collect();
     let undocumented: Vec<_> = exported.difference(&documented).collect();
-    let missing: Vec<_> = documented.difference(&exported).filter(|name| !eventual.contains(*name)).collect();
+    let missing: Vec<_> = documented.difference(&exported).collect();
     assert!(undocumented.is_empty(), "exported but not in docs/observability.md: {undocumented:?}");
     assert!(missing.is_empty(), "documented but not exported: {missing:?}");
 }

@@ -2,7 +2,6 @@
 //! load: every query of the dashboard and every rule is valid and returns data; the
 //! rule files pass `promtool check rules` and their unit tests (`promtool test rules`).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,14 +15,11 @@ const LOAD_LIMIT: Duration = Duration::from_secs(90);
 /// The window the dashboard's rate queries get here (Grafana's `$__rate_interval`).
 const RATE_INTERVAL: &str = "10s";
 
-fn repository(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
-}
-
 /// Every query of the dashboard, with Grafana's variables replaced as Grafana would for
 /// "all gateways".
 fn dashboard_queries() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(repository("helm/switchboard/files/grafana-dashboard.json")).expect("dashboard");
+    let text = std::fs::read_to_string(e2e::repository_path("helm/switchboard/files/grafana-dashboard.json"))
+        .expect("dashboard");
     let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
     let mut queries = Vec::new();
     for panel in dashboard["panels"].as_array().expect("panels") {
@@ -111,7 +107,7 @@ async fn every_dashboard_query_and_rule_returns_data_from_a_real_prometheus() {
     let mut cluster = ProcessCluster::start(2, &[], "2s").await;
     let gateways = vec![cluster.gateway(0).admin_addr(), cluster.gateway(1).admin_addr()];
     let rooms = vec![cluster.room_service(0).admin_addr()];
-    let rules = repository("helm/switchboard/files/prometheus-rules.yaml");
+    let rules = e2e::repository_path("helm/switchboard/files/prometheus-rules.yaml");
     let prometheus =
         Prometheus::start(&[("switchboard-gateway", gateways), ("switchboard-room-service", rooms)], &[&rules]).await;
 
@@ -139,25 +135,7 @@ async fn every_dashboard_query_and_rule_returns_data_from_a_real_prometheus() {
 /// `promtool check rules` and `promtool test rules` (the alerts' unit tests).
 #[tokio::test]
 async fn the_rules_pass_promtool() {
-    let rules = repository("helm/switchboard/files/prometheus-rules.yaml");
-    let tests = repository("docs/observability/alerts.test.yaml");
-    for args in [vec!["check", "rules"], vec!["test", "rules"]] {
-        let file = if args[0] == "check" { &rules } else { &tests };
-        let output = tokio::time::timeout(
-            Duration::from_secs(60),
-            tokio::process::Command::new("promtool").args(&args).arg(file).kill_on_drop(true).output(),
-        )
-        .await
-        .expect("promtool finishes within 60 s")
-        .unwrap_or_else(|e| {
-            panic!("cannot run promtool ({e}); install prometheus (Debian) or run the README test command")
-        });
-        assert!(
-            output.status.success(),
-            "promtool {}: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let within = Duration::from_secs(60);
+    e2e::run_tool("promtool", &["check", "rules", "helm/switchboard/files/prometheus-rules.yaml"], within).await;
+    e2e::run_tool("promtool", &["test", "rules", "docs/observability/alerts.test.yaml"], within).await;
 }

@@ -63,16 +63,16 @@ async fn follow(
     // Slice name → its ready endpoints; during a relist the new set is built aside.
     let mut current: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut relisting: Option<BTreeMap<String, Vec<String>>> = None;
-    // When the last endpoints go, the empty list waits a moment (see EMPTY_GRACE).
-    let mut empty_since: Option<tokio::time::Instant> = None;
+    // When the last endpoints go, the empty list waits until then (see EMPTY_GRACE).
+    let mut empty_at: Option<tokio::time::Instant> = None;
     loop {
         let event = tokio::select! {
             event = events.next() => match event {
                 Some(event) => event,
                 None => return Ok(()),
             },
-            _ = tokio::time::sleep_until(empty_since.unwrap_or_else(far_future) + EMPTY_GRACE), if empty_since.is_some() => {
-                empty_since = None;
+            _ = tokio::time::sleep_until(empty_at.unwrap_or_else(tokio::time::Instant::now)), if empty_at.is_some() => {
+                empty_at = None;
                 if !publish(&sender, Vec::new()) {
                     return Ok(());
                 }
@@ -101,18 +101,14 @@ async fn follow(
         }
         let urls: Vec<String> = current.values().flatten().cloned().collect();
         if urls.is_empty() && !sender.borrow().is_empty() {
-            empty_since.get_or_insert_with(tokio::time::Instant::now);
+            empty_at.get_or_insert_with(|| tokio::time::Instant::now() + EMPTY_GRACE);
             continue;
         }
-        empty_since = None;
+        empty_at = None;
         if !publish(&sender, urls) {
             return Ok(());
         }
     }
-}
-
-fn far_future() -> tokio::time::Instant {
-    tokio::time::Instant::now() + std::time::Duration::from_secs(86_400)
 }
 
 fn name(slice: &EndpointSlice) -> String {
