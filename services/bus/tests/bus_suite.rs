@@ -183,3 +183,25 @@ async fn memory_reports_an_overflowing_queue() {
     bus.publish(Topic::Room("r"), Bytes::from_static(b"dropped")).await.unwrap();
     assert_eq!(*interruptions.borrow_and_update(), 1);
 }
+
+/// `redis.password` authenticates on its own, whatever the URL: a password that would
+/// need escaping in a URL works as it is, and without it the server refuses.
+#[tokio::test]
+async fn redis_password_comes_from_its_own_setting() {
+    let server = RedisServer::start().await;
+    let password = "p@ss/w:rd?#";
+    let status = std::process::Command::new("redis-cli")
+        .args(["-p", &server.port().to_string(), "CONFIG", "SET", "requirepass", password])
+        .output()
+        .expect("redis-cli runs");
+    assert_eq!(String::from_utf8_lossy(&status.stdout).trim(), "OK");
+
+    let without = RedisConfig { connect_timeout: Duration::from_millis(500), ..redis_config(&server) };
+    assert!(without.connect_client().await.is_err(), "a server with requirepass refuses a client without it");
+
+    let with = RedisConfig { password: Some(password.into()), ..redis_config(&server) };
+    let (a, mut a_in) = RedisBus::connect(&with, 16).await.expect("the password is accepted");
+    a.subscribe(Topic::Room("r")).await.unwrap();
+    a.publish(Topic::Room("r"), Bytes::from_static(b"authenticated")).await.unwrap();
+    assert_eq!(next(&mut a_in).await, "authenticated");
+}

@@ -46,6 +46,31 @@ where
     figment.extract().map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))
 }
 
+/// The configuration as `--check-config` prints it: JSON, with the value at each of
+/// `secrets` (dotted paths) replaced when set, and a password in a URL at any of `urls`
+/// hidden.
+pub fn redacted<T: Serialize>(config: &T, secrets: &[&str], urls: &[&str]) -> serde_json::Value {
+    const HIDDEN: &str = "<hidden>";
+    let mut value = serde_json::to_value(config).expect("a configuration serializes");
+    for path in secrets {
+        if let Some(slot) = value.pointer_mut(&format!("/{}", path.replace('.', "/")))
+            && !slot.is_null()
+        {
+            *slot = HIDDEN.into();
+        }
+    }
+    for path in urls {
+        if let Some(slot) = value.pointer_mut(&format!("/{}", path.replace('.', "/")))
+            && let Some(url) = slot.as_str()
+            && let Some((scheme, rest)) = url.split_once("://")
+            && let Some((_credentials, host)) = rest.rsplit_once('@')
+        {
+            *slot = format!("{scheme}://{HIDDEN}@{host}").into();
+        }
+    }
+    value
+}
+
 #[cfg(test)]
 // figment's Jail closures must return figment's (large) error type.
 #[allow(clippy::result_large_err)]
@@ -102,5 +127,21 @@ mod tests {
             assert!(message.contains("siz"), "{message}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn redacts_secrets_and_url_passwords_only() {
+        let config = serde_json::json!({
+            "auth": {"jwt_secret": "s3cret", "leeway": "5s"},
+            "turn": {"secret": null},
+            "redis": {"url": "redis://user:pw@redis:6379/0"},
+            "room_service": {"url": "http://rooms:7070"},
+        });
+        let shown = redacted(&config, &["auth.jwt_secret", "turn.secret"], &["redis.url", "room_service.url"]);
+        assert_eq!(shown["auth"]["jwt_secret"], "<hidden>");
+        assert_eq!(shown["auth"]["leeway"], "5s");
+        assert!(shown["turn"]["secret"].is_null(), "an unset secret stays visibly unset");
+        assert_eq!(shown["redis"]["url"], "redis://<hidden>@redis:6379/0");
+        assert_eq!(shown["room_service"]["url"], "http://rooms:7070");
     }
 }

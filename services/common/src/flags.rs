@@ -26,6 +26,10 @@ pub struct ServiceFlags {
     /// Admin address: /metrics and /log-level (`telemetry.admin_listen`).
     #[arg(long)]
     pub admin_listen: Option<SocketAddr>,
+    /// Load and validate the configuration from every source, print it as JSON with
+    /// the secrets hidden, and exit (status 1 with the reason if it is invalid).
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// The flags that were given, in the shape of the configuration (unset ones left out,

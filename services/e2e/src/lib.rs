@@ -220,14 +220,7 @@ pub fn repository_path(path: &str) -> std::path::PathBuf {
 /// Runs a command-line tool in the repository's top folder and returns its standard
 /// output; panics, saying so, when it is missing, fails or takes longer than `within`.
 pub async fn run_tool(program: &str, args: &[&str], within: Duration) -> String {
-    let run =
-        tokio::process::Command::new(program).args(args).current_dir(repository_path("")).kill_on_drop(true).output();
-    let output = tokio::time::timeout(within, run)
-        .await
-        .unwrap_or_else(|_| panic!("{program} did not finish within {within:?}"))
-        .unwrap_or_else(|e| {
-            panic!("cannot run {program} ({e}); install it, or run the README test command, which does")
-        });
+    let output = tool_output(program, args, within).await;
     assert!(
         output.status.success(),
         "{program} {}: {}{}",
@@ -236,6 +229,18 @@ pub async fn run_tool(program: &str, args: &[&str], within: Duration) -> String 
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// Like [`run_tool`], for a run that may fail: its status and both outputs.
+pub async fn tool_output(program: &str, args: &[&str], within: Duration) -> std::process::Output {
+    let run =
+        tokio::process::Command::new(program).args(args).current_dir(repository_path("")).kill_on_drop(true).output();
+    tokio::time::timeout(within, run)
+        .await
+        .unwrap_or_else(|_| panic!("{program} did not finish within {within:?}"))
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} ({e}); install it, or run the README test command, which does")
+        })
 }
 
 /// A bare HTTP/1.1 GET (for the probes), returning the status code and body.

@@ -1,12 +1,10 @@
 //! Client authentication: JWTs minted by the application's backend (HS256 with a shared
 //! secret), or anonymous access in embedded development setups.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use protocol::names::validate_room_name;
-use serde::{Deserialize, Serialize};
+pub use protocol::token::{Claims, mint};
 
 use crate::config::AuthConfig;
 
@@ -14,40 +12,6 @@ use crate::config::AuthConfig;
 pub const ANY_ROOM: &str = "*";
 /// Longest identity or display name, in bytes.
 pub const MAX_IDENTITY_LEN: usize = 128;
-
-/// The claims of a client token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Claims {
-    /// The identity of the user, shown to other peers.
-    pub sub: String,
-    /// Display name, shown to other peers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Rooms the token may join; `"*"` allows any room.
-    pub rooms: Vec<String>,
-    /// Expiry, seconds since the Unix epoch.
-    pub exp: u64,
-    /// Not valid before, seconds since the Unix epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<u64>,
-}
-
-impl Claims {
-    /// Claims for `identity` valid from now for `ttl`.
-    pub fn new(identity: impl Into<String>, rooms: Vec<String>, ttl: Duration) -> Self {
-        let now = unix_now();
-        Self { sub: identity.into(), name: None, rooms, exp: now + ttl.as_secs(), nbf: None, iat: Some(now) }
-    }
-}
-
-/// Signs claims with an HS256 secret (what an application's backend does; also the
-/// `gateway token` command).
-pub fn mint(secret: &str, claims: &Claims) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .expect("HS256 signing of serializable claims cannot fail")
-}
 
 /// Who a connection is, once authenticated.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,12 +173,12 @@ fn anonymous_identity() -> Identity {
     Identity { identity: format!("anon-{:08x}", rand::random::<u32>()), name: None, grants: RoomGrants::Any }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use protocol::token::unix_now;
+
     use super::*;
 
     const SECRET: &str = "test-secret";

@@ -377,8 +377,27 @@ impl GatewayConfig {
     }
 
     /// Checks what serde cannot.
+    /// The settings as `--check-config` prints them: JSON with the secrets hidden and
+    /// the mode this configuration runs in.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut shown = common::config::redacted(
+            self,
+            &["auth.jwt_secret", "room_service.api_secret", "turn.secret", "redis.password"],
+            &["redis.url"],
+        );
+        shown["mode"] = match self.mode() {
+            Ok(Mode::Embedded) => "embedded",
+            Ok(Mode::ClusterWithLocalRooms) => "cluster_with_local_rooms",
+            Ok(Mode::Cluster) => "cluster",
+            Err(_) => "invalid",
+        }
+        .into();
+        shown
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         self.telemetry.validate()?;
+        self.redis.validate().map_err(anyhow::Error::msg)?;
         let room_service = &self.room_service;
         anyhow::ensure!(
             room_service.discovery != Discovery::Kubernetes || room_service.kubernetes.service.is_some(),

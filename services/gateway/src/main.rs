@@ -9,6 +9,11 @@ use gateway::cli::{Cli, Command};
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = cli.flags.load_config()?;
+    if cli.flags.service.check_config {
+        config.validate()?;
+        println!("{}", config.redacted());
+        return Ok(());
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Token(args) => {
             println!("{}", args.mint(&config)?);

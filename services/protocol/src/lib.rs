@@ -11,6 +11,7 @@
 //!   WebSocket close codes the gateway uses.
 //! - [`names`]: validation of room names, peer ids and signal kinds.
 //! - [`json`]: JSON values relayed untouched ([`JsonData`]) and request ids.
+//! - [`token`]: the claims of a client token, and HS256 signing.
 //! - [`client`]: a small async client on tokio-tungstenite.
 
 pub mod client;
@@ -20,6 +21,7 @@ pub mod json;
 pub mod names;
 pub mod request;
 pub mod server_message;
+pub mod token;
 
 pub use close_code::CloseCode;
 pub use error_code::ErrorCode;

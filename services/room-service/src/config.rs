@@ -90,6 +90,7 @@ impl RoomServiceConfig {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         self.telemetry.validate()?;
+        self.redis.validate().map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
             self.redis.url.is_some(),
             "redis.url is required: the room service keeps its state in Redis (the in-memory store runs only inside a gateway in embedded mode)"

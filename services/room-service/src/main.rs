@@ -12,6 +12,10 @@ use room_service::{Janitor, Rooms, grpc, metrics};
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     let config = RoomServiceConfig::load(&flags)?;
+    if flags.service.check_config {
+        println!("{}", common::config::redacted(&config, &["api_secret", "redis.password"], &["redis.url"]));
+        return Ok(());
+    }
     let node_id = config.node_id.clone().unwrap_or_else(|| common::node_id("rs"));
     let telemetry = Arc::new(Telemetry::install("room-service", &node_id, &config.telemetry, config.log_json)?);
     metrics::describe();
