@@ -172,3 +172,48 @@ async fn replicas_follow_the_endpoint_slices_and_calls_keep_succeeding() {
     assert!(matches!(api.join("discovered", member).await, Err(RoomError::Unavailable(_))));
     pod_b.end().await;
 }
+
+/// The same discovery in a gateway process configured as the Helm chart configures its
+/// pods (environment only): its room-service URL points nowhere, so every room call it
+/// makes goes to the replica it learnt from the EndpointSlices.
+#[tokio::test]
+async fn a_gateway_process_calls_the_room_service_it_found_through_the_api() {
+    let mut cluster = e2e::processes::ProcessCluster::start(0, &[], "1s").await;
+    let replica = cluster.room_service(0).addr();
+    let kube = FakeKube::start().await;
+    kube.apply(endpoint_slice(
+        "room-service-p1",
+        NAMESPACE,
+        SERVICE,
+        replica.port(),
+        &[(&replica.ip().to_string(), true, false)],
+    ));
+    let gateway = cluster
+        .add_gateway_with(&[
+            ("GATEWAY_ROOM_SERVICE__URL", "http://127.0.0.1:9".into()),
+            ("GATEWAY_ROOM_SERVICE__DISCOVERY", "kubernetes".into()),
+            ("GATEWAY_ROOM_SERVICE__KUBERNETES__SERVICE", SERVICE.into()),
+            ("GATEWAY_ROOM_SERVICE__KUBERNETES__NAMESPACE", NAMESPACE.into()),
+            ("GATEWAY_ROOM_SERVICE__KUBERNETES__API_URL", kube.url()),
+        ])
+        .await;
+    let mut alice = cluster.connect(gateway, "alice", &["found"]).await;
+    let mut bob = cluster.connect(gateway, "bob", &["found"]).await;
+    // The watch's first list may arrive just after the gateway is ready; until then a
+    // join is answered `unavailable` (and so it would be forever without discovery).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match alice.join("found", None).await {
+            Ok(_) => break,
+            Err(error)
+                if error.code() == Some(protocol::ErrorCode::Unavailable) && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(error) => panic!("alice's join does not reach the discovered replica: {error}"),
+        }
+    }
+    let peers = bob.join("found", None).await.expect("bob's too");
+    assert_eq!(peers.len(), 1, "the replica holds alice's membership: {peers:?}");
+    assert_eq!(peers[0].peer_id, alice.peer_id());
+}
