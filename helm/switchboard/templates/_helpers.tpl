@@ -112,7 +112,8 @@ priorityClassName: {{ . }}
   value: {{ include "switchboard.redisUrl" $root | quote }}
 - name: {{ $prefix }}_REDIS__KEY_PREFIX
   value: {{ $root.Values.redis.keyPrefix | quote }}
-{{- if or $root.Values.redis.password $root.Values.secrets.existingSecret }}
+{{- /* The bundled Redis has no password: a client sending one would be refused. */}}
+{{- if and (not $root.Values.redis.enabled) (or $root.Values.redis.password $root.Values.secrets.existingSecret) }}
 - name: {{ $prefix }}_REDIS__PASSWORD
   valueFrom:
     secretKeyRef:

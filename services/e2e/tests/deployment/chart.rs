@@ -172,6 +172,7 @@ async fn default_values_install_a_complete_try_out_cluster() {
     assert_eq!(redis["spec"]["replicas"], 1);
     let env = container_env(&pod_spec(&all, &gateway_name())["containers"][0], &all);
     assert_eq!(env["GATEWAY_REDIS__URL"], format!("redis://{FULLNAME}-redis:6379"));
+    assert!(!env.contains_key("GATEWAY_REDIS__PASSWORD"), "the bundled Redis has no password");
     let secret = named(&all, "Secret", FULLNAME);
     for key in ["jwt-secret", "api-secret"] {
         let encoded = str_of(&secret["data"][key]);
