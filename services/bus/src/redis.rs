@@ -74,14 +74,18 @@ impl RedisConfig {
     /// Checks the URL without connecting: it parses, and names a deployment this code
     /// supports (a single Redis, with or without TLS, or one managed by Sentinel).
     pub fn validate(&self) -> Result<(), String> {
+        const SUPPORTED: [&str; 6] = ["redis", "rediss", "redis-sentinel", "valkey", "valkeys", "valkey-sentinel"];
         let Some(url) = &self.url else { return Ok(()) };
-        let config = Config::from_url(url).map_err(|e| format!("redis.url is invalid: {e}"))?;
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
         // Room scripts touch several keys of one room and the bus uses plain PUBLISH;
         // neither is written for Redis Cluster's hash slots yet.
-        if config.server.is_clustered() {
+        if scheme.ends_with("-cluster") {
             return Err("redis.url names a Redis Cluster, which is not supported yet".into());
         }
-        Ok(())
+        if !SUPPORTED.contains(&scheme) {
+            return Err(format!("redis.url is invalid: the scheme must be one of {}", SUPPORTED.join(", ")));
+        }
+        Config::from_url(url).map(drop).map_err(|e| format!("redis.url is invalid: {e}"))
     }
 
     fn builder(&self) -> Result<Builder, BusError> {
@@ -291,7 +295,9 @@ mod tests {
     fn refuses_cluster_and_malformed_urls_with_the_reason() {
         let cluster = with_url("redis-cluster://127.0.0.1:7000").validate().unwrap_err();
         assert!(cluster.contains("Redis Cluster"), "{cluster}");
-        let malformed = with_url("http://127.0.0.1:6379").validate().unwrap_err();
-        assert!(malformed.starts_with("redis.url is invalid"), "{malformed}");
+        for malformed in ["http://127.0.0.1:6379", "127.0.0.1:6379", "redis://[::1"] {
+            let error = with_url(malformed).validate().unwrap_err();
+            assert!(error.starts_with("redis.url is invalid"), "{malformed}: {error}");
+        }
     }
 }
