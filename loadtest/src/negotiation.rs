@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use protocol::client::Client;
 use protocol::{ServerMessage, kinds};
 use serde_json::{Value, json};
@@ -81,22 +81,38 @@ async fn expect_trickle(client: &mut Client, from: &str, side: &str, count: usiz
 }
 
 /// Waits for the next signal to `client` and checks it is `kind` from `from` carrying
-/// `data`. Presence and other room events on the way are passed over; an error frame
-/// or any other signal fails the check.
+/// `data`; any other signal fails the check.
 async fn expect_signal(client: &mut Client, from: &str, kind: &str, data: &Value) -> anyhow::Result<()> {
+    let check = |message: ServerMessage| match message {
+        ServerMessage::Signal { from: sender, kind: received, data: payload, .. } => {
+            Some(if sender != from || received != kind {
+                Err(anyhow!("expected {kind} from {from}, received {received} from {sender}"))
+            } else if payload.to_value() != *data {
+                Err(anyhow!("{kind} from {from} arrived altered: {}", payload.as_str()))
+            } else {
+                Ok(())
+            })
+        }
+        _ => None,
+    };
+    next_relevant(client, check).await.with_context(|| format!("waiting for {kind} from {from}"))
+}
+
+/// The outcome of the next message `relevant` does not pass over (by returning `None`):
+/// presence and other room events come and go around what a check waits for. An
+/// `error` frame fails the wait.
+pub async fn next_relevant<T>(
+    client: &mut Client,
+    mut relevant: impl FnMut(ServerMessage) -> Option<anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     loop {
-        match client.next_message().await.with_context(|| format!("waiting for {kind} from {from}"))? {
-            ServerMessage::Signal { from: sender, kind: received, data: payload, .. } => {
-                if sender != from || received != kind {
-                    bail!("expected {kind} from {from}, received {received} from {sender}");
+        match client.next_message().await? {
+            ServerMessage::Error { code, message, .. } => bail!("error {code}: {message}"),
+            message => {
+                if let Some(outcome) = relevant(message) {
+                    return outcome;
                 }
-                if payload.to_value() != *data {
-                    bail!("{kind} from {from} arrived altered: {}", payload.as_str());
-                }
-                return Ok(());
             }
-            ServerMessage::Error { code, message, .. } => bail!("waiting for {kind}: error {code}: {message}"),
-            _ => continue,
         }
     }
 }

@@ -11,7 +11,7 @@ use protocol::client::Client;
 use protocol::token::{Claims, mint};
 use serde::Serialize;
 
-use crate::negotiation::{Script, Side, negotiate};
+use crate::negotiation::{Script, Side, negotiate, next_relevant};
 use crate::targets::gateway_urls;
 
 #[derive(Debug, Args)]
@@ -116,15 +116,7 @@ async fn connect(url: &str, identity: &str, room: &str, secret: Option<&str>) ->
 }
 
 async fn expect_presence(client: &mut Client, wanted: impl Fn(&ServerMessage) -> bool) -> anyhow::Result<()> {
-    loop {
-        let message = client.next_message().await?;
-        if wanted(&message) {
-            return Ok(());
-        }
-        if let ServerMessage::Error { code, message, .. } = message {
-            bail!("error {code}: {message}");
-        }
-    }
+    next_relevant(client, |message| wanted(&message).then_some(Ok(()))).await
 }
 
 fn millis(duration: Duration) -> f64 {

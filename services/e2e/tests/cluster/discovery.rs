@@ -197,22 +197,16 @@ async fn a_gateway_process_calls_the_room_service_it_found_through_the_api() {
             ("GATEWAY_ROOM_SERVICE__KUBERNETES__API_URL", kube.url()),
         ])
         .await;
+    // The gateway turns ready once it can reach a room-service replica, which it can
+    // only have learnt from the API; clients come after, as Kubernetes sends them.
+    let url = cluster.http_url(gateway);
+    testkit::eventually("the gateway is ready", Duration::from_secs(10), || async {
+        (e2e::http_get(&url, "/readyz").await.0 == 200).then_some(())
+    })
+    .await;
     let mut alice = cluster.connect(gateway, "alice", &["found"]).await;
     let mut bob = cluster.connect(gateway, "bob", &["found"]).await;
-    // The watch's first list may arrive just after the gateway is ready; until then a
-    // join is answered `unavailable` (and so it would be forever without discovery).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match alice.join("found", None).await {
-            Ok(_) => break,
-            Err(error)
-                if error.code() == Some(protocol::ErrorCode::Unavailable) && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(error) => panic!("alice's join does not reach the discovered replica: {error}"),
-        }
-    }
+    alice.join("found", None).await.expect("alice's join reaches the discovered replica");
     let peers = bob.join("found", None).await.expect("bob's too");
     assert_eq!(peers.len(), 1, "the replica holds alice's membership: {peers:?}");
     assert_eq!(peers[0].peer_id, alice.peer_id());

@@ -6,7 +6,8 @@ use serde_yaml::Value;
 
 use crate::TOOL_TIME;
 use crate::objects::{
-    assert_hardened, check_config, container_env, named, objects, parse, scratch, str_of, validate_schemas,
+    assert_drain_fits, assert_hardened, assert_reads_endpoint_slices_only, check_config, container_env, named, objects,
+    parse, scratch, str_of, validate_schemas,
 };
 
 /// The objects of an overlay, rendered and validated against the schemas.
@@ -39,12 +40,7 @@ async fn check_common(all: &[Value], overlay: &str) {
     assert_eq!(config["mode"], "cluster");
     assert_eq!(config["room_service"]["discovery"], "kubernetes");
     assert_eq!(config["room_service"]["kubernetes"]["service"], "room-service");
-    // The pod may take longer to stop than the drain takes.
-    let pause = container["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().expect("a preStop pause");
-    let grace = gateway["terminationGracePeriodSeconds"].as_u64().expect("a grace period");
-    let drain = humantime::parse_duration(config["drain"]["timeout"].as_str().unwrap()).unwrap()
-        + humantime::parse_duration(config["drain"]["client_grace"].as_str().unwrap()).unwrap();
-    assert!(grace > pause + drain.as_secs(), "terminationGracePeriodSeconds {grace} ≤ {pause} + {drain:?}");
+    assert_drain_fits(gateway, &config);
 
     let room_config = objects(all, "ConfigMap")
         .into_iter()
@@ -60,10 +56,7 @@ async fn check_common(all: &[Value], overlay: &str) {
     assert_eq!(service["spec"]["ports"][0]["name"], "grpc");
 
     // The gateways may read EndpointSlices, and nothing else.
-    let rules = named(all, "Role", "gateway-endpoints-reader")["rules"].as_sequence().expect("rules").clone();
-    assert_eq!(rules.len(), 1);
-    assert_eq!(rules[0]["resources"], serde_yaml::to_value(["endpointslices"]).unwrap());
-    assert_eq!(rules[0]["verbs"], serde_yaml::to_value(["get", "list", "watch"]).unwrap());
+    assert_reads_endpoint_slices_only(named(all, "Role", "gateway-endpoints-reader"));
     let binding = named(all, "RoleBinding", "gateway-endpoints-reader");
     let subject = &binding["subjects"][0];
     assert_eq!(subject["name"], "gateway");

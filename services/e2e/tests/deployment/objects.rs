@@ -158,3 +158,22 @@ pub fn assert_hardened(all: &[Value]) {
         }
     }
 }
+
+/// A terminating gateway pod has the time to drain: its grace period exceeds the
+/// preStop pause plus the drain settings of its effective configuration `config` (as
+/// `--check-config` prints it).
+pub fn assert_drain_fits(pod: &Value, config: &serde_json::Value) {
+    let pause = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().expect("a preStop pause");
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().expect("a grace period");
+    let setting = |name: &str| humantime::parse_duration(config["drain"][name].as_str().expect(name)).unwrap();
+    let drain = setting("timeout") + setting("client_grace");
+    assert!(grace > pause + drain.as_secs(), "terminationGracePeriodSeconds {grace} ≤ {pause} + {drain:?}");
+}
+
+/// The gateways' Role: `get`, `list` and `watch` on EndpointSlices, nothing else.
+pub fn assert_reads_endpoint_slices_only(role: &Value) {
+    let rules = role["rules"].as_sequence().expect("rules");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0]["resources"], serde_yaml::to_value(["endpointslices"]).unwrap());
+    assert_eq!(rules[0]["verbs"], serde_yaml::to_value(["get", "list", "watch"]).unwrap());
+}

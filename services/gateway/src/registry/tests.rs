@@ -83,6 +83,17 @@ fn join(registry: &Registry, id: &str, before: &[&str], after: &[&str]) -> Compl
     registry.complete_join(id, "r", &members, joined_frame())
 }
 
+/// Alice and then bob, both local, joined to room "r"; their queues, emptied.
+fn alice_and_bob_in_a_room(registry: &Registry) -> (mpsc::Receiver<Frame>, mpsc::Receiver<Frame>) {
+    let mut alice = peer(registry, "alice");
+    let mut bob = peer(registry, "bob");
+    join(registry, "alice", &[], &[]);
+    join(registry, "bob", &["alice"], &[]);
+    drain(&mut alice);
+    drain(&mut bob);
+    (alice, bob)
+}
+
 #[test]
 fn a_join_sees_each_change_once_and_after_joined() {
     let registry = registry();
@@ -104,11 +115,7 @@ fn a_join_sees_each_change_once_and_after_joined() {
 #[test]
 fn local_targets_are_served_without_the_bus_and_own_broadcasts_are_not_delivered_twice() {
     let registry = registry();
-    let _alice = peer(&registry, "alice");
-    let mut bob = peer(&registry, "bob");
-    join(&registry, "alice", &[], &[]);
-    join(&registry, "bob", &["alice"], &[]);
-    drain(&mut bob);
+    let (_alice, mut bob) = alice_and_bob_in_a_room(&registry);
     let route = registry.route_signal("r", "alice", "bob", || render::signal("r", "alice", "offer", "{}"));
     assert_eq!(route, Ok(Route::Delivered));
     assert_eq!(drain(&mut bob).len(), 1);
@@ -161,11 +168,7 @@ fn a_signal_to_a_peer_moving_in_goes_round_the_bus() {
 #[test]
 fn while_a_message_is_round_the_bus_later_ones_follow_it() {
     let registry = registry();
-    let _alice = peer(&registry, "alice");
-    let mut bob = peer(&registry, "bob");
-    join(&registry, "alice", &[], &[]);
-    join(&registry, "bob", &["alice"], &[]);
-    drain(&mut bob);
+    let (_alice, mut bob) = alice_and_bob_in_a_room(&registry);
     // As after a resume: the first signal went out while bob was moving in.
     registry.lock().rooms.get_mut("r").unwrap().in_flight.signal_sent(&PeerId::from("bob"));
 
@@ -198,12 +201,7 @@ fn while_a_message_is_round_the_bus_later_ones_follow_it() {
 #[test]
 fn a_removed_peer_is_told_and_forgotten() {
     let registry = registry();
-    let mut alice = peer(&registry, "alice");
-    let mut bob = peer(&registry, "bob");
-    join(&registry, "alice", &[], &[]);
-    join(&registry, "bob", &["alice"], &[]);
-    drain(&mut alice);
-    drain(&mut bob);
+    let (mut alice, mut bob) = alice_and_bob_in_a_room(&registry);
     let ended = registry.dispatch(left_event("bob", RpcReason::Removed));
     assert!(matches!(&ended[..], [Effect::Release(room)] if &**room == "r"), "the caller releases bob's reference");
     assert!(matches!(&drain(&mut bob)[..], [ServerMessage::Left { id: None, reason: LeaveReason::Removed, .. }]));
