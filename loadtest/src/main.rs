@@ -1,20 +1,36 @@
 //! `switchboard-loadtest`: drives a signaling cluster through its public WebSocket API
 //! with the shared Rust client (the `protocol` crate).
 //!
-//! So far it has one command, `smoke`: one negotiation between two clients on two
-//! different gateways, what the Helm chart's `helm test` hook runs in the cluster
-//! (docs/deployment.md). The load scenarios come with the load-test work (loadtest/README.md).
+//! - `smoke`: one negotiation between two clients on two different gateways, what the
+//!   Helm chart's `helm test` hook runs in the cluster (docs/deployment.md);
+//! - `negotiate`: rooms negotiating at a fixed rate or at saturation, with latency
+//!   histograms and message accounting (loadtest/README.md);
+//! - `merge`: the reports of several runs made at the same time (the pods of the
+//!   in-cluster Job, k8s/loadtest) as one.
+//!
+//! A run writes its progress and human summary to standard error and its JSON report
+//! as the last line of standard output; the exit status says whether it passed.
 
+mod clients;
+mod histogram;
+mod merge;
 mod negotiation;
+mod scenarios;
 mod smoke;
+mod tally;
 mod targets;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::scenarios::Report;
+
 #[derive(Debug, Parser)]
 #[command(name = "switchboard-loadtest", version, about = "Load tester and smoke check of the signaling cluster.")]
+// A flag given twice takes its last value, so a Job's arguments can be overridden by
+// appending to them.
+#[command(args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,19 +43,40 @@ enum Command {
     /// every message arrived once, in order. Exit status 0 on success, 1 otherwise; the
     /// last line of output is a JSON report.
     Smoke(smoke::SmokeArgs),
+    /// Rooms whose members sit on different gateways negotiate again and again, at a
+    /// fixed offered rate (--rate) or as fast as they go, for --duration. Reports
+    /// one-way latency per message, negotiation, connect and join latency, and lost,
+    /// duplicated, reordered and altered messages. Exit status 1 if any message was
+    /// lost or wrong or any room failed.
+    Negotiate(scenarios::negotiate::NegotiateArgs),
+    /// Merge the reports of runs made at the same time (for example the pods of the
+    /// in-cluster Job) into one. Reads whole logs: lines that are not reports are
+    /// skipped.
+    Merge(merge::MergeArgs),
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Smoke(args) => smoke::run(args).await,
+        Command::Smoke(args) => Ok(smoke::run(args).await),
+        Command::Negotiate(args) => scenarios::negotiate::run(args).await.map(Report::Negotiate).map(publish),
+        Command::Merge(args) => merge::run(args).map(publish),
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes the summary to standard error, then the JSON report as the last line of
+/// standard output; whether the run passed.
+fn publish(report: Report) -> bool {
+    eprintln!("{}", report.summary());
+    println!("{}", serde_json::to_string(&report).expect("a report serializes"));
+    report.ok()
 }

@@ -1,6 +1,8 @@
 //! One WebRTC negotiation as a browser pair sends it through the signaling cluster:
-//! an offer, an answer, trickle ICE candidates both ways and end-of-candidates. Each
-//! side checks it received exactly what the other sent, in order.
+//! an offer, an answer, trickle ICE candidates both ways and end-of-candidates.
+//! [`messages`] is what each side sends; [`negotiate`] runs one and fails on anything
+//! lost, altered or out of order (the smoke check), where the `negotiate` load scenario
+//! counts such messages instead (scenario/negotiate).
 
 use std::time::{Duration, Instant};
 
@@ -30,22 +32,49 @@ pub struct Side<'a> {
     pub peer_id: String,
 }
 
-/// Runs `script` from `offerer` to `answerer`, both members of `room`. Returns the time
-/// from the offer to the last end-of-candidates received.
+/// The side of a negotiation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Offerer,
+    Answerer,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Offerer => "offerer",
+            Role::Answerer => "answerer",
+        }
+    }
+}
+
+/// What one side sends in a negotiation, in order: its session description, its trickle
+/// candidates, end-of-candidates. Deterministic, so a receiver can tell an altered
+/// message from an intact one.
+pub fn messages(role: Role, script: Script) -> Vec<(&'static str, Value)> {
+    let description = match role {
+        Role::Offerer => (kinds::OFFER, session_description("offer", script.sdp_bytes)),
+        Role::Answerer => (kinds::ANSWER, session_description("answer", script.sdp_bytes)),
+    };
+    let candidates = (0..script.candidates).map(|index| (kinds::CANDIDATE, candidate(role.name(), index)));
+    std::iter::once(description).chain(candidates).chain([(kinds::END_OF_CANDIDATES, json!({}))]).collect()
+}
+
+/// Runs `script` from `offerer` to `answerer`, both members of `room`, strictly: any
+/// message lost, altered or out of order fails it. Returns the time from the offer to
+/// the last end-of-candidates received.
 pub async fn negotiate(room: &str, offerer: Side<'_>, answerer: Side<'_>, script: Script) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let offer = session_description("offer", script.sdp_bytes);
-    offerer.client.signal(room, &answerer.peer_id, kinds::OFFER, offer.clone()).await?;
-    expect_signal(answerer.client, &offerer.peer_id, kinds::OFFER, &offer).await?;
+    let offered = messages(Role::Offerer, script);
+    let answered = messages(Role::Answerer, script);
+    let (offer, offerer_candidates) = offered.split_first().expect("a description first");
 
-    let answer = session_description("answer", script.sdp_bytes);
-    answerer.client.signal(room, &offerer.peer_id, kinds::ANSWER, answer.clone()).await?;
-    trickle(room, answerer.client, &offerer.peer_id, "answerer", script.candidates).await?;
-    expect_signal(offerer.client, &answerer.peer_id, kinds::ANSWER, &answer).await?;
-    expect_trickle(offerer.client, &answerer.peer_id, "answerer", script.candidates).await?;
-
-    trickle(room, offerer.client, &answerer.peer_id, "offerer", script.candidates).await?;
-    expect_trickle(answerer.client, &offerer.peer_id, "offerer", script.candidates).await?;
+    send(room, offerer.client, &answerer.peer_id, std::slice::from_ref(offer)).await?;
+    expect(answerer.client, &offerer.peer_id, std::slice::from_ref(offer)).await.context("the offer")?;
+    send(room, answerer.client, &offerer.peer_id, &answered).await?;
+    expect(offerer.client, &answerer.peer_id, &answered).await.context("the answerer's messages")?;
+    send(room, offerer.client, &answerer.peer_id, offerer_candidates).await?;
+    expect(answerer.client, &offerer.peer_id, offerer_candidates).await.context("the offerer's candidates")?;
     Ok(started.elapsed())
 }
 
@@ -63,21 +92,18 @@ fn candidate(side: &str, index: usize) -> Value {
     })
 }
 
-async fn trickle(room: &str, client: &mut Client, to: &str, side: &str, count: usize) -> anyhow::Result<()> {
-    for index in 0..count {
-        client.signal(room, to, kinds::CANDIDATE, candidate(side, index)).await?;
+async fn send(room: &str, client: &mut Client, to: &str, messages: &[(&str, Value)]) -> anyhow::Result<()> {
+    for (kind, data) in messages {
+        client.signal(room, to, kind, data.clone()).await?;
     }
-    client.signal(room, to, kinds::END_OF_CANDIDATES, json!({})).await?;
     Ok(())
 }
 
-async fn expect_trickle(client: &mut Client, from: &str, side: &str, count: usize) -> anyhow::Result<()> {
-    for index in 0..count {
-        expect_signal(client, from, kinds::CANDIDATE, &candidate(side, index))
-            .await
-            .with_context(|| format!("candidate {index} of the {side}"))?;
+async fn expect(client: &mut Client, from: &str, messages: &[(&str, Value)]) -> anyhow::Result<()> {
+    for (index, (kind, data)) in messages.iter().enumerate() {
+        expect_signal(client, from, kind, data).await.with_context(|| format!("message {index}"))?;
     }
-    expect_signal(client, from, kinds::END_OF_CANDIDATES, &json!({})).await
+    Ok(())
 }
 
 /// Waits for the next signal to `client` and checks it is `kind` from `from` carrying

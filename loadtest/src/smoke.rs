@@ -8,24 +8,18 @@ use anyhow::{Context, bail};
 use clap::Args;
 use protocol::ServerMessage;
 use protocol::client::Client;
-use protocol::token::{Claims, mint};
 use serde::Serialize;
 
+use crate::clients::{TargetArgs, connect};
 use crate::negotiation::{Script, Side, negotiate, next_relevant};
-use crate::targets::gateway_urls;
+
+/// The check takes seconds; its tokens need not outlive it by much.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Args)]
 pub struct SmokeArgs {
-    /// WebSocket URL of a gateway (`ws://host:port/ws`); repeat for several.
-    #[arg(long = "gateway")]
-    gateways: Vec<String>,
-    /// HOST:PORT whose every address is a gateway (a headless Service); repeatable.
-    #[arg(long = "gateway-dns")]
-    gateway_dns: Vec<String>,
-    /// HS256 secret the gateways check tokens with (auth.jwt_secret); without it the
-    /// clients connect anonymously, which only an embedded gateway allows.
-    #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
-    jwt_secret: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Room of the check; by default a fresh random name.
     #[arg(long)]
     room: Option<String>,
@@ -50,21 +44,26 @@ struct Report {
     negotiation_ms: Option<f64>,
 }
 
-pub async fn run(args: SmokeArgs) -> anyhow::Result<()> {
+/// Runs the check; whether it passed. The report is the last line of output, after any
+/// error (`kubectl logs --tail=1` shows it).
+pub async fn run(args: SmokeArgs) -> bool {
     let mut report = Report::default();
     let deadline = args.timeout;
     let outcome = match tokio::time::timeout(deadline, check(&args, &mut report)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(anyhow::anyhow!("the check did not finish within {}", humantime::format_duration(deadline))),
     };
+    if let Err(error) = &outcome {
+        eprintln!("error: {error:#}");
+        report.error = Some(format!("{error:#}"));
+    }
     report.ok = outcome.is_ok();
-    report.error = outcome.as_ref().err().map(|e| format!("{e:#}"));
     println!("{}", serde_json::to_string(&report).expect("a report serializes"));
-    outcome
+    report.ok
 }
 
 async fn check(args: &SmokeArgs, report: &mut Report) -> anyhow::Result<()> {
-    let urls = gateway_urls(&args.gateways, &args.gateway_dns).await?;
+    let urls = args.target.urls().await?;
     if urls.len() < 2 && !args.allow_same_gateway {
         bail!("only one gateway ({}); the check needs two (or --allow-same-gateway)", urls[0]);
     }
@@ -72,8 +71,9 @@ async fn check(args: &SmokeArgs, report: &mut Report) -> anyhow::Result<()> {
     let (url_a, url_b) = (&urls[0], &urls[1 % urls.len()]);
     report.gateways = vec![url_a.clone(), url_b.clone()];
 
-    let mut alice = connect(url_a, "smoke-alice", &room, args.jwt_secret.as_deref()).await?;
-    let mut bob = connect(url_b, "smoke-bob", &room, args.jwt_secret.as_deref()).await?;
+    let secret = args.target.jwt_secret.as_deref();
+    let mut alice = connect(url_a, "smoke-alice", &room, secret, TOKEN_LIFETIME).await?;
+    let mut bob = connect(url_b, "smoke-bob", &room, secret, TOKEN_LIFETIME).await?;
     let (node_a, node_b) = (alice.welcome().server.node.clone(), bob.welcome().server.node.clone());
     eprintln!("alice on {url_a} (node {node_a}), bob on {url_b} (node {node_b}), room {room}");
     report.nodes = vec![node_a.clone(), node_b.clone()];
@@ -108,11 +108,6 @@ async fn check(args: &SmokeArgs, report: &mut Report) -> anyhow::Result<()> {
     alice.close().await?;
     bob.close().await?;
     Ok(())
-}
-
-async fn connect(url: &str, identity: &str, room: &str, secret: Option<&str>) -> anyhow::Result<Client> {
-    let token = secret.map(|secret| mint(secret, &Claims::new(identity, vec![room.into()], Duration::from_secs(300))));
-    Client::connect(url, token.as_deref()).await.with_context(|| format!("{identity} connects to {url}"))
 }
 
 async fn expect_presence(client: &mut Client, wanted: impl Fn(&ServerMessage) -> bool) -> anyhow::Result<()> {

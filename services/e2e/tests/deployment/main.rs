@@ -7,6 +7,7 @@
 
 mod chart;
 mod kustomize;
+mod load_job;
 mod objects;
 mod values_reference;
 

@@ -142,7 +142,7 @@ pub fn scratch(name: &str) -> std::path::PathBuf {
 /// privilege escalation, no capabilities, and resource requests.
 pub fn assert_hardened(all: &[Value]) {
     let pods = all.iter().filter_map(|object| match str_of(&object["kind"]) {
-        "Deployment" | "StatefulSet" => Some((object, &object["spec"]["template"]["spec"])),
+        "Deployment" | "StatefulSet" | "Job" => Some((object, &object["spec"]["template"]["spec"])),
         "Pod" => Some((object, &object["spec"])),
         _ => None,
     });
