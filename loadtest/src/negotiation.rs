@@ -2,7 +2,7 @@
 //! an offer, an answer, trickle ICE candidates both ways and end-of-candidates.
 //! [`messages`] is what each side sends; [`negotiate`] runs one and fails on anything
 //! lost, altered or out of order (the smoke check), where the `negotiate` load scenario
-//! counts such messages instead (scenario/negotiate).
+//! counts such messages instead (scenarios/negotiate).
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs `switchboard-loadtest negotiate` against a cluster started here for the run:
+# redis-server, one room service and two gateways, release builds, on loopback ports
+# (BASE_PORT, default 16300, and the next few). Everything is stopped when the run
+# ends. The numbers in docs/benchmarks.md come from it:
+#
+#   cargo build --release --bins
+#   loadtest/bench-local.sh --rooms 50 --rate 2000 --duration 20s
+#
+# Arguments go to `negotiate` (loadtest/README.md); its report is the last line of
+# standard output.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=target/release
+base=${BASE_PORT:-16300}
+redis_port=$base room_port=$((base + 1)) room_admin=$((base + 2))
+secret=bench-local-secret
+logs=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$logs"' EXIT
+
+# Waits (at most 20 s) until something listens on 127.0.0.1:$1.
+wait_port() {
+    for _ in $(seq 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on port $1; logs in $logs" >&2
+    cat "$logs"/*.log >&2
+    return 1
+}
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$logs/redis.log" 2>&1 &
+pids+=($!)
+wait_port "$redis_port"
+"$bin/room-service" --redis-url "redis://127.0.0.1:$redis_port" \
+    --listen "127.0.0.1:$room_port" --admin-listen "127.0.0.1:$room_admin" >"$logs/room.log" 2>&1 &
+pids+=($!)
+wait_port "$room_port"
+urls=()
+for i in 0 1; do
+    port=$((base + 10 + i)) admin=$((base + 20 + i))
+    GATEWAY_REDIS__URL="redis://127.0.0.1:$redis_port" GATEWAY_ROOM_SERVICE__URL="http://127.0.0.1:$room_port" \
+        GATEWAY_AUTH__JWT_SECRET=$secret \
+        "$bin/gateway" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" >"$logs/gateway-$i.log" 2>&1 &
+    pids+=($!)
+    wait_port "$port"
+    urls+=(--gateway "ws://127.0.0.1:$port/ws")
+done
+"$bin/switchboard-loadtest" negotiate "${urls[@]}" --jwt-secret "$secret" "$@"
