@@ -201,16 +201,35 @@ impl ProcessCluster {
         replicas: usize,
     ) -> Self {
         let redis = testkit::RedisServer::start().await;
+        let url = redis.url();
+        Self::assemble(redis, &url, gateways, gateway_env, room_env, replicas).await
+    }
+
+    /// One room service and `gateways` gateways reaching Redis through `redis_url` (a
+    /// Sentinel's, say) rather than at `redis` directly; `redis` is the cluster's
+    /// `redis`, for the test to kill.
+    pub async fn start_on_redis(redis: testkit::RedisServer, redis_url: &str, gateways: usize) -> Self {
+        Self::assemble(redis, redis_url, gateways, &[], &[], 1).await
+    }
+
+    async fn assemble(
+        redis: testkit::RedisServer,
+        redis_url: &str,
+        gateways: usize,
+        gateway_env: &[(&str, &str)],
+        room_env: &[(&str, String)],
+        replicas: usize,
+    ) -> Self {
         let mut room_services = Vec::new();
         for _ in 0..replicas {
-            let args = ["--redis-url", &redis.url()];
+            let args = ["--redis-url", redis_url];
             room_services
                 .push(Some(ServiceProcess::start("room-service", &args, room_env, "room service ready").await));
         }
         let urls: Vec<String> =
             room_services.iter().flatten().map(|replica| format!("http://{}", replica.addr())).collect();
         let mut env = vec![
-            ("GATEWAY_REDIS__URL".to_string(), redis.url()),
+            ("GATEWAY_REDIS__URL".to_string(), redis_url.to_string()),
             ("GATEWAY_ROOM_SERVICE__URL".to_string(), urls.join(",")),
             ("GATEWAY_AUTH__JWT_SECRET".to_string(), crate::SECRET.to_string()),
         ];

@@ -2,12 +2,16 @@
 //!
 //! - [`RedisServer`]: a real `redis-server` on a free loopback port, owned by the test:
 //!   killed when dropped, and killable and restartable on the same port to test faults.
+//! - [`Sentinel`]: a real Redis Sentinel watching such a server and its replicas, to
+//!   test a failover.
 //! - [`eventually`]: waits for a condition that no event announces, with a deadline.
 //! - [`await_line`]: waits for a child process to say it is ready.
 
 mod redis_server;
+mod sentinel;
 
 pub use redis_server::RedisServer;
+pub use sentinel::Sentinel;
 
 use std::time::Duration;
 

@@ -18,11 +18,20 @@ impl RedisServer {
     ///
     /// Panics with a clear message when `redis-server` is not installed.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a replica of `master` (`--replicaof`), which a Sentinel can promote.
+    pub async fn start_replica_of(master: &RedisServer) -> Self {
+        Self::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]).await
+    }
+
+    async fn start_with(args: &[&str]) -> Self {
         // Another process may grab the free port between the probe and redis-server's
         // bind; then pick another.
         for _ in 0..5 {
             let port = free_port();
-            if let Some(child) = spawn(port).await {
+            if let Some(child) = spawn(port, args).await {
                 return Self { port, child: Some(child) };
             }
         }
@@ -69,21 +78,23 @@ impl RedisServer {
     /// Starts the server again on the same port, empty.
     pub async fn restart(&mut self) {
         self.kill().await;
-        let child = spawn(self.port).await.unwrap_or_else(|| panic!("redis-server did not restart on {}", self.port));
+        let child =
+            spawn(self.port, &[]).await.unwrap_or_else(|| panic!("redis-server did not restart on {}", self.port));
         self.child = Some(child);
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     listener.local_addr().expect("local address").port()
 }
 
 /// Spawns redis-server and reads its log until it is ready; `None` if it exited first
 /// (typically: port taken).
-async fn spawn(port: u16) -> Option<Child> {
+async fn spawn(port: u16, args: &[&str]) -> Option<Child> {
     let mut child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(args)
         .args(["--logfile", "", "--loglevel", "notice", "--dir", &std::env::temp_dir().to_string_lossy()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

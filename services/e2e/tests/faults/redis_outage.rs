@@ -1,5 +1,6 @@
 //! Redis outages, caused for real: redis-server killed (and later started again, empty),
-//! or frozen with SIGSTOP for a moment. The gateway and room-service processes stay up,
+//! frozen with SIGSTOP for a moment, or killed behind a Sentinel that fails over to
+//! its replica. The gateway and room-service processes stay up,
 //! report themselves unready, answer requests that need Redis with `unavailable`
 //! promptly, and work again once Redis is back without anything being restarted.
 
@@ -57,6 +58,29 @@ async fn join_is_refused_promptly(client: &mut Client) {
     );
 }
 
+/// Alice on gateway 0 and Bob on gateway 1 (each falling back on the other) join room r
+/// and a first offer goes from Alice to Bob.
+async fn alice_and_bob_signaling(cluster: &ProcessCluster) -> (ReconnectingClient, ReconnectingClient) {
+    let mut alice = client(cluster, "alice", [0, 1]).await;
+    let mut bob = client(cluster, "bob", [1, 0]).await;
+    alice.join("r", None).await.unwrap();
+    bob.join("r", None).await.unwrap();
+    let bob_id = learn_peer(&mut alice, "bob").await;
+    alice.signal("r", &bob_id, "offer", json!(1)).await.unwrap();
+    assert_eq!(signal_of(&mut bob, "offer").await, json!(1));
+    (alice, bob)
+}
+
+/// After their sessions were lost: both reconnect (each as it reads), join again, meet,
+/// and an offer and an answer go through.
+async fn meet_and_signal_again(alice: &mut ReconnectingClient, bob: &mut ReconnectingClient) {
+    let (bob_id, alice_id) = tokio::join!(learn_peer(alice, "bob"), learn_peer(bob, "alice"));
+    alice.signal("r", &bob_id, "offer", json!(2)).await.unwrap();
+    assert_eq!(signal_of(bob, "offer").await, json!(2));
+    bob.signal("r", &alice_id, "answer", json!(2)).await.unwrap();
+    assert_eq!(signal_of(alice, "answer").await, json!(2));
+}
+
 async fn readiness(cluster: &ProcessCluster, index: usize) -> u16 {
     http_get(&cluster.http_url(index), "/readyz").await.0
 }
@@ -73,13 +97,7 @@ async fn redis_killed_and_started_again_empty() {
 async fn killed_and_started_again() {
     let env = [("GATEWAY_LEASE__TTL", "4s"), ("GATEWAY_LEASE__REFRESH", "500ms")];
     let mut cluster = ProcessCluster::start(2, &env, "500ms").await;
-    let mut alice = client(&cluster, "alice", [0, 1]).await;
-    let mut bob = client(&cluster, "bob", [1, 0]).await;
-    alice.join("r", None).await.unwrap();
-    bob.join("r", None).await.unwrap();
-    let bob_id = learn_peer(&mut alice, "bob").await;
-    alice.signal("r", &bob_id, "offer", json!(1)).await.unwrap();
-    assert_eq!(signal_of(&mut bob, "offer").await, json!(1));
+    let (mut alice, mut bob) = alice_and_bob_signaling(&cluster).await;
 
     cluster.redis.kill().await;
     let killed_at = tokio::time::Instant::now();
@@ -111,13 +129,8 @@ async fn killed_and_started_again() {
 
     cluster.redis.restart().await;
     let restarted_at = tokio::time::Instant::now();
-    // Both reconnect (each as it reads), join again and meet.
-    let (bob_id, alice_id) = tokio::join!(learn_peer(&mut alice, "bob"), learn_peer(&mut bob, "alice"));
-    alice.signal("r", &bob_id, "offer", json!(2)).await.unwrap();
-    assert_eq!(signal_of(&mut bob, "offer").await, json!(2));
+    meet_and_signal_again(&mut alice, &mut bob).await;
     eprintln!("signaling again {:?} after Redis came back", restarted_at.elapsed());
-    bob.signal("r", &alice_id, "answer", json!(2)).await.unwrap();
-    assert_eq!(signal_of(&mut alice, "answer").await, json!(2));
     for start in alice.starts().iter().chain(bob.starts()) {
         assert!(
             matches!(start, Start::Fresh | Start::Resumed { gap: true, .. }),
@@ -172,4 +185,38 @@ async fn brief_freeze() {
         .request(Request::Join { room: "r2".into(), metadata: Some(JsonData::from_value(&json!({}))) })
         .await;
     assert!(matches!(reply, Ok(ServerMessage::Joined { .. })), "{reply:?}");
+}
+
+/// Redis behind a Sentinel: a master, a replica and one Sentinel, the services given
+/// only the Sentinel's URL (as `redis.url` documents it). The master dies; the Sentinel
+/// promotes the replica; the gateways and the room service find the new master through
+/// the Sentinel without a restart, and the clients, told their state may be lost,
+/// reconnect, join again and signal as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_is_followed_without_a_restart() {
+    tokio::time::timeout(Duration::from_secs(90), sentinel_failover()).await.expect("done within 90 s");
+}
+
+async fn sentinel_failover() {
+    let master = testkit::RedisServer::start().await;
+    let _replica = testkit::RedisServer::start_replica_of(&master).await;
+    let mut sentinel = testkit::Sentinel::start(&master, "switchboard", 1).await;
+    let mut cluster = ProcessCluster::start_on_redis(master, &sentinel.url(), 2).await;
+    let (mut alice, mut bob) = alice_and_bob_signaling(&cluster).await;
+
+    cluster.redis.kill().await;
+    let killed_at = tokio::time::Instant::now();
+    sentinel.wait_for("+switch-master", Duration::from_secs(30)).await;
+    eprintln!("the Sentinel promoted the replica {:?} after the master died", killed_at.elapsed());
+
+    meet_and_signal_again(&mut alice, &mut bob).await;
+    eprintln!("signaling again {:?} after the master died", killed_at.elapsed());
+    for index in 0..2 {
+        assert!(cluster.gateway_running(index), "gateway {index} was not restarted");
+        testkit::eventually("ready again", Duration::from_secs(10), || async {
+            (readiness(&cluster, index).await == 200).then_some(())
+        })
+        .await;
+    }
+    assert!(cluster.room_service(0).is_running(), "the room service was not restarted");
 }
