@@ -34,6 +34,7 @@ impl Report {
                 mine.merge(theirs);
                 Ok(Report::Negotiate(mine))
             }
+            // Unreachable while `negotiate` is the only scenario.
             #[allow(unreachable_patterns)]
             _ => bail!("reports of different scenarios do not merge"),
         }

@@ -67,10 +67,11 @@ pub async fn receive(
             stats.tally.unexpected += 1;
             continue;
         };
-        if room != burst.room || from != burst.from || negotiation > burst.negotiation || index >= seen.len() {
-            stats.tally.unexpected += 1;
-        } else if negotiation < burst.negotiation {
+        if room == burst.room && negotiation < burst.negotiation {
+            // Given up on already; in a mesh possibly from the previous pair's sender.
             stats.tally.late += 1;
+        } else if room != burst.room || from != burst.from || negotiation > burst.negotiation || index >= seen.len() {
+            stats.tally.unexpected += 1;
         } else if seen[index] {
             stats.tally.duplicated += 1;
         } else {
