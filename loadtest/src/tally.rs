@@ -46,3 +46,31 @@ impl Tally {
             && self.unexpected == 0
     }
 }
+
+/// Error messages kept word for word; the rest are only counted.
+const ERROR_SAMPLES: usize = 20;
+
+/// The errors of a run (a lost connection, an `error` frame, a room that could not be
+/// set up): every one counted, the first few kept word for word.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Errors {
+    #[serde(rename = "errors")]
+    pub count: u64,
+    #[serde(rename = "error_samples")]
+    pub samples: Vec<String>,
+}
+
+impl Errors {
+    pub fn record(&mut self, error: String) {
+        self.count += 1;
+        if self.samples.len() < ERROR_SAMPLES {
+            self.samples.push(error);
+        }
+    }
+
+    pub fn add(&mut self, other: Errors) {
+        self.count += other.count;
+        let room = ERROR_SAMPLES.saturating_sub(self.samples.len());
+        self.samples.extend(other.samples.into_iter().take(room));
+    }
+}

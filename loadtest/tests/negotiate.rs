@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use e2e::processes::ProcessCluster;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use testkit::LogLines;
+use tokio::io::AsyncReadExt;
 
 /// A running tester: its standard error line by line, its standard output whole.
 struct Tester {
     child: tokio::process::Child,
-    stderr: tokio::sync::mpsc::UnboundedReceiver<String>,
+    stderr: LogLines,
 }
 
 impl Tester {
@@ -28,27 +29,12 @@ impl Tester {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        // Read standard error to its end, so the tester never writes into a closed pipe.
-        let (lines, stderr) = tokio::sync::mpsc::unbounded_channel();
-        let mut reader = BufReader::new(child.stderr.take().unwrap()).lines();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = reader.next_line().await {
-                let _ = lines.send(line);
-            }
-        });
+        let stderr = LogLines::read(child.stderr.take().unwrap());
         Self { child, stderr }
     }
 
     async fn wait_for(&mut self, needle: &str) {
-        let found = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = self.stderr.recv().await {
-                if line.contains(needle) {
-                    return true;
-                }
-            }
-            false
-        });
-        assert!(found.await.unwrap_or(false), "the tester never said {needle:?}");
+        assert!(self.stderr.wait_for(needle, Duration::from_secs(30)).await, "the tester never said {needle:?}");
     }
 
     /// Waits for the end; whether it passed and its report (the last line of output).

@@ -162,3 +162,11 @@ over the configuration file). */}}
 - name: GATEWAY_DRAIN__CLIENT_GRACE
   value: "{{ .Values.gateway.drain.clientGraceSeconds }}s"
 {{- end -}}
+
+{{/*
+The fewest pods a component runs: its autoscaler's minimum when it has one, else its
+replica count. Called with the component's values (.Values.gateway, .Values.roomService).
+*/}}
+{{- define "switchboard.minPods" -}}
+{{- int (ternary .autoscaling.minReplicas .replicaCount .autoscaling.enabled) -}}
+{{- end }}

@@ -55,26 +55,31 @@ impl FakeKube {
     }
 
     /// Creates or replaces an EndpointSlice (by `metadata.name`).
-    pub fn apply(&self, mut slice: Value) {
+    pub fn apply(&self, slice: Value) {
         let name = slice["metadata"]["name"].as_str().expect("a named slice").to_string();
         let mut objects = self.shared.objects.lock().expect("fake API lock");
-        objects.version += 1;
-        slice["metadata"]["resourceVersion"] = json!(objects.version.to_string());
-        let kind = if objects.slices.insert(name, slice.clone()).is_some() { "MODIFIED" } else { "ADDED" };
-        let change = (objects.version, kind, slice);
-        objects.history.push(change.clone());
-        let _ = self.shared.changes.send(change);
+        let kind = if objects.slices.contains_key(&name) { "MODIFIED" } else { "ADDED" };
+        let slice = self.record(&mut objects, kind, slice);
+        objects.slices.insert(name, slice);
     }
 
     /// Deletes an EndpointSlice.
     pub fn delete(&self, name: &str) {
         let mut objects = self.shared.objects.lock().expect("fake API lock");
-        let Some(mut slice) = objects.slices.remove(name) else { return };
+        let Some(slice) = objects.slices.remove(name) else { return };
+        self.record(&mut objects, "DELETED", slice);
+    }
+
+    /// A change gets the next resource version, joins the history (for watches that
+    /// start from an older version) and goes to the watches open now. Returns the
+    /// slice with its new version.
+    fn record(&self, objects: &mut Objects, kind: &'static str, mut slice: Value) -> Value {
         objects.version += 1;
         slice["metadata"]["resourceVersion"] = json!(objects.version.to_string());
-        let change = (objects.version, "DELETED", slice);
+        let change = (objects.version, kind, slice.clone());
         objects.history.push(change.clone());
         let _ = self.shared.changes.send(change);
+        slice
     }
 }
 

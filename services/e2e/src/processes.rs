@@ -71,7 +71,7 @@ impl ServiceProcess {
         .unwrap_or_else(|| panic!("{binary} exited before logging {ready_message:?}"));
         // The pipe is drained so the child never blocks on a full one; with `E2E_LOG`
         // set the lines are shown, tagged with the child's pid. The latest lines are
-        // kept for `logged`.
+        // kept for `watch_log`.
         let echo = std::env::var_os("E2E_LOG").is_some();
         let pid = child.id().unwrap_or_default();
         let (log, _) = tokio::sync::broadcast::channel(LOG_LINES_KEPT);

@@ -56,24 +56,16 @@ impl Prometheus {
 
     /// Evaluates `expr` now; `Ok(results)` (the `data.result` array) or `Err(error text)`.
     pub async fn query(&self, expr: &str) -> Result<Vec<serde_json::Value>, String> {
-        let (_, body) =
-            crate::http_get(&format!("http://{}", self.addr), &format!("/api/v1/query?query={}", encode(expr))).await;
-        let answer: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
-        if answer["status"] != "success" {
-            return Err(format!("{}: {}", answer["errorType"], answer["error"]));
-        }
-        Ok(answer["data"]["result"].as_array().cloned().unwrap_or_default())
+        let data = self.data(&format!("/api/v1/query?query={}", encode(expr))).await?;
+        Ok(data["result"].as_array().cloned().unwrap_or_default())
     }
 
     /// Evaluates `expr` over `[start, end]` (Unix seconds) every `step` seconds: each
     /// series as its labels and its `(time, value)` points.
     pub async fn query_range(&self, expr: &str, start: f64, end: f64, step: f64) -> Result<Vec<Series>, String> {
         let path = format!("/api/v1/query_range?query={}&start={start}&end={end}&step={step}", encode(expr));
-        let answer = self.api(&path).await;
-        if answer["status"] != "success" {
-            return Err(format!("{}: {}", answer["errorType"], answer["error"]));
-        }
-        let series = answer["data"]["result"].as_array().cloned().unwrap_or_default();
+        let data = self.data(&path).await?;
+        let series = data["result"].as_array().cloned().unwrap_or_default();
         Ok(series
             .iter()
             .map(|series| Series {
@@ -99,6 +91,17 @@ impl Prometheus {
         let (status, body) = crate::http_get(&format!("http://{}", self.addr), path).await;
         assert_eq!(status, 200, "{path}: {body}");
         serde_json::from_str(&body).expect("JSON from the Prometheus API")
+    }
+
+    /// The `data` of the API's answer to `GET path`, or its error (Prometheus answers a
+    /// bad query with 400 or 422 and `status: error`).
+    async fn data(&self, path: &str) -> Result<serde_json::Value, String> {
+        let (_, body) = crate::http_get(&format!("http://{}", self.addr), path).await;
+        let mut answer: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+        if answer["status"] != "success" {
+            return Err(format!("{}: {}", answer["errorType"], answer["error"]));
+        }
+        Ok(answer["data"].take())
     }
 }
 

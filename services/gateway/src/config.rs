@@ -376,7 +376,6 @@ impl GatewayConfig {
         Ok(anonymous)
     }
 
-    /// Checks what serde cannot.
     /// The settings as `--check-config` prints them: JSON with the secrets hidden and
     /// the mode this configuration runs in.
     pub fn redacted(&self) -> serde_json::Value {
@@ -395,6 +394,7 @@ impl GatewayConfig {
         shown
     }
 
+    /// Checks what serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.telemetry.validate()?;
         self.redis.validate().map_err(anyhow::Error::msg)?;

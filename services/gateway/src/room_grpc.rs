@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -44,15 +44,20 @@ type Traced = GrpcTelemetry<Channel>;
 type Client = RoomServiceClient<InterceptedService<Traced, BearerSecret>>;
 
 pub struct GrpcRoomApi {
-    /// Where the replicas are; read before each call.
-    discovered: Mutex<Replicas>,
-    /// A client per replica, rebuilt when the discovered URLs change (clients of
-    /// replicas still listed are kept, with their connections).
-    replicas: RwLock<Arc<[Arc<Replica>]>>,
+    replicas: Mutex<Pool>,
     next: AtomicUsize,
     attempts: usize,
     secret: Option<MetadataValue<Ascii>>,
     timeout: Duration,
+}
+
+/// Where the replicas are, and a client for each.
+struct Pool {
+    /// Read before each call.
+    discovered: Replicas,
+    /// A client per replica, rebuilt when the discovered URLs change (clients of
+    /// replicas still listed are kept, with their connections).
+    clients: Arc<[Arc<Replica>]>,
 }
 
 struct Replica {
@@ -77,15 +82,16 @@ impl GrpcRoomApi {
             .transpose()
             .map_err(|_| anyhow::anyhow!("room_service.api_secret must be printable ASCII"))?;
         let api = Self {
-            discovered: Mutex::new(discovered),
-            replicas: RwLock::new(Arc::from([])),
+            replicas: Mutex::new(Pool { discovered, clients: Arc::from([]) }),
             next: AtomicUsize::new(0),
             attempts: attempts.max(1),
             secret,
             timeout,
         };
-        let urls = lock(&api.discovered).borrow_and_update().clone();
-        api.rebuild(&urls);
+        let mut replicas = lock(&api.replicas);
+        let urls = replicas.discovered.borrow_and_update().clone();
+        api.rebuild(&mut replicas, &urls);
+        drop(replicas);
         Ok(api)
     }
 
@@ -96,24 +102,23 @@ impl GrpcRoomApi {
 
     /// The replicas, brought up to date with discovery first.
     fn current(&self) -> Arc<[Arc<Replica>]> {
-        let mut discovered = lock(&self.discovered);
-        if discovered.has_changed().unwrap_or(false) {
-            let urls = discovered.borrow_and_update().clone();
-            self.rebuild(&urls);
+        let mut replicas = lock(&self.replicas);
+        if replicas.discovered.has_changed().unwrap_or(false) {
+            let urls = replicas.discovered.borrow_and_update().clone();
+            self.rebuild(&mut replicas, &urls);
         }
-        self.replicas.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        replicas.clients.clone()
     }
 
-    fn rebuild(&self, urls: &[String]) {
-        let mut replicas = self.replicas.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn rebuild(&self, replicas: &mut Pool, urls: &[String]) {
         let rebuilt: Vec<Arc<Replica>> = urls
             .iter()
-            .filter_map(|url| match replicas.iter().find(|replica| replica.url == *url) {
+            .filter_map(|url| match replicas.clients.iter().find(|replica| replica.url == *url) {
                 Some(kept) => Some(kept.clone()),
                 None => self.replica(url).inspect_err(|error| tracing::warn!(url, %error, "unusable replica URL")).ok(),
             })
             .collect();
-        *replicas = rebuilt.into();
+        replicas.clients = rebuilt.into();
     }
 
     fn replica(&self, url: &str) -> anyhow::Result<Arc<Replica>> {

@@ -6,8 +6,6 @@
 //! username   = `<expiry, seconds since the Unix epoch>:<identity>`
 //! credential = base64(HMAC-SHA1(secret, username))
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use protocol::IceServer;
@@ -27,8 +25,7 @@ pub fn credentials(secret: &str, identity: &str, expires_at: u64) -> (String, St
 /// The TURN entry of a `welcome`, if a shared secret is configured.
 pub fn ice_server(config: &TurnConfig, identity: &str) -> Option<IceServer> {
     let secret = config.secret.as_deref()?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (username, credential) = credentials(secret, identity, now + config.ttl.as_secs());
+    let (username, credential) = credentials(secret, identity, protocol::token::unix_now() + config.ttl.as_secs());
     Some(IceServer { urls: config.urls.clone(), username: Some(username), credential: Some(credential) })
 }
 
@@ -59,7 +56,7 @@ mod tests {
         let server = ice_server(&config, "bob").unwrap();
         let username = server.username.unwrap();
         let (expiry, identity) = username.split_once(':').unwrap();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = protocol::token::unix_now();
         let expiry: u64 = expiry.parse().unwrap();
         assert!((now + 595..=now + 605).contains(&expiry), "{expiry} vs {now}");
         assert_eq!(identity, "bob");

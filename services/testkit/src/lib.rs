@@ -5,11 +5,14 @@
 //! - [`Sentinel`]: a real Redis Sentinel watching such a server and its replicas, to
 //!   test a failover.
 //! - [`eventually`]: waits for a condition that no event announces, with a deadline.
-//! - [`await_line`]: waits for a child process to say it is ready.
+//! - [`await_line`]: waits for a child process to say it is ready; [`LogLines`] waits
+//!   for one line of its output after another.
 
+mod log_lines;
 mod redis_server;
 mod sentinel;
 
+pub use log_lines::LogLines;
 pub use redis_server::RedisServer;
 pub use sentinel::Sentinel;
 
@@ -18,29 +21,14 @@ use std::time::Duration;
 /// How long fixtures wait for an external process before failing the test.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Reads a child's `output` until a line contains `needle`, for at most `within`, then
+/// Reads a child's `output` until a line contains `needle`, for at most `within`, and
 /// keeps draining it in the background (a child writing to a full pipe would block).
 /// False if the output ended, or the time passed, first.
 pub async fn await_line<R>(output: R, needle: &str, within: Duration) -> bool
 where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {
-    use tokio::io::AsyncBufReadExt;
-    let mut lines = tokio::io::BufReader::new(output).lines();
-    let found = tokio::time::timeout(within, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains(needle) {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    if found {
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    }
-    found
+    LogLines::read(output).wait_for(needle, within).await
 }
 
 /// Retries `probe` until it returns `Some`, at most until `deadline` has passed; panics

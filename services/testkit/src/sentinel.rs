@@ -5,19 +5,17 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
 
 use crate::redis_server::free_port;
-use crate::{RedisServer, STARTUP_TIMEOUT};
+use crate::{LogLines, RedisServer, STARTUP_TIMEOUT};
 
 /// One Sentinel on 127.0.0.1 with quorum 1, declaring the master down after 1 s without
 /// an answer. Killed on drop.
 pub struct Sentinel {
     port: u16,
     service: String,
-    log: mpsc::UnboundedReceiver<String>,
+    log: LogLines,
     config: PathBuf,
     _child: Child,
 }
@@ -43,13 +41,7 @@ impl Sentinel {
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server runs as a Sentinel");
-        let (lines, log) = mpsc::unbounded_channel();
-        let mut output = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = output.next_line().await {
-                let _ = lines.send(line);
-            }
-        });
+        let log = LogLines::read(child.stdout.take().expect("piped stdout"));
         let mut sentinel = Self { port, service: service.into(), log, config, _child: child };
         for _ in 0..replicas {
             sentinel.wait_for("+slave ", STARTUP_TIMEOUT).await;
@@ -65,16 +57,7 @@ impl Sentinel {
     /// Waits until the Sentinel logs a line containing `event` (e.g. `+switch-master`
     /// when it has promoted a replica); panics after `within`.
     pub async fn wait_for(&mut self, event: &str, within: Duration) {
-        let found = tokio::time::timeout(within, async {
-            while let Some(line) = self.log.recv().await {
-                if line.contains(event) {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
-        assert!(found.unwrap_or(false), "the Sentinel did not log {event:?} within {within:?}");
+        assert!(self.log.wait_for(event, within).await, "the Sentinel did not log {event:?} within {within:?}");
     }
 }
 

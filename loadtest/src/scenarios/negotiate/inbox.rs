@@ -57,7 +57,7 @@ pub async fn receive(
         let (room, from, kind, data) = match message {
             ServerMessage::Signal { room, from, kind, data } => (room, from, kind, data.to_value()),
             ServerMessage::Error { code, message, .. } => {
-                stats.error(format!("error {code}: {message}"));
+                stats.errors.record(format!("error {code}: {message}"));
                 continue;
             }
             // Presence and other room events.

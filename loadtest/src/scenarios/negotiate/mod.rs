@@ -161,11 +161,11 @@ pub async fn run(args: NegotiateArgs) -> anyhow::Result<NegotiateReport> {
             Ok(Ok(room)) => rooms.push(room),
             Ok(Err(error)) => {
                 report.rooms_failed += 1;
-                report.error(format!("setting up a room: {error:#}"));
+                report.errors.record(format!("setting up a room: {error:#}"));
             }
             Err(_) => {
                 report.rooms_failed += 1;
-                report.error(format!("setting up a room took longer than {:?}", args.setup_timeout));
+                report.errors.record(format!("setting up a room took longer than {:?}", args.setup_timeout));
             }
         }
     }
@@ -191,14 +191,14 @@ pub async fn run(args: NegotiateArgs) -> anyhow::Result<NegotiateReport> {
         let left = (start + bound).saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, &mut task).await {
             Ok(Ok(stats)) => {
-                report.add_room(&stats);
                 ended = ended.max(stats.ended.unwrap_or(start));
+                report.add_room(stats);
                 finished += 1;
             }
-            Ok(Err(panic)) => report.error(format!("a room's task failed: {panic}")),
+            Ok(Err(panic)) => report.errors.record(format!("a room's task failed: {panic}")),
             Err(_) => {
                 task.abort();
-                report.error(format!("a room was still running {bound:?} after the start"));
+                report.errors.record(format!("a room was still running {bound:?} after the start"));
             }
         }
     }

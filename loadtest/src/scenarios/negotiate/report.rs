@@ -9,10 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::room::{RoomStats, Setup};
 use crate::histogram::Latency;
-use crate::tally::Tally;
-
-/// Error messages kept word for word in a report; the rest are only counted.
-const ERROR_SAMPLES: usize = 20;
+use crate::tally::{Errors, Tally};
 
 /// What was asked for. In a merged report, `rooms` and `rate_msgs_per_s` are totals.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -55,8 +52,9 @@ pub struct NegotiateReport {
     /// How late negotiations started against the schedule: large values mean the
     /// cluster (or this tester) could not keep up with the offered rate.
     pub schedule_lag_us: Latency,
-    pub errors: u64,
-    pub error_samples: Vec<String>,
+    /// `errors` and up to 20 `error_samples`.
+    #[serde(flatten)]
+    pub errors: Errors,
 }
 
 impl NegotiateReport {
@@ -71,30 +69,20 @@ impl NegotiateReport {
         self.nodes.extend(setup.nodes.iter().cloned());
     }
 
-    pub fn add_room(&mut self, room: &RoomStats) {
+    pub fn add_room(&mut self, room: RoomStats) {
         self.messages.add(&room.tally);
         self.latency_us.add(&room.latency);
         self.negotiation_us.add(&room.negotiation);
         self.schedule_lag_us.add(&room.schedule_lag);
         self.negotiations += room.negotiations;
-        for sample in &room.error_samples {
-            self.error(sample.clone());
-        }
-        self.errors += room.errors - room.error_samples.len() as u64;
-    }
-
-    pub fn error(&mut self, error: String) {
-        self.errors += 1;
-        if self.error_samples.len() < ERROR_SAMPLES {
-            self.error_samples.push(error);
-        }
+        self.errors.add(room.errors);
     }
 
     /// Closes the report of a load phase that lasted `elapsed_s`.
     pub fn finish(&mut self, elapsed_s: f64) {
         self.elapsed_s = elapsed_s;
         self.throughput_msgs_per_s = if elapsed_s > 0.0 { self.messages.received as f64 / elapsed_s } else { 0.0 };
-        self.ok = self.messages.is_clean() && self.rooms_failed == 0 && self.errors == 0;
+        self.ok = self.messages.is_clean() && self.rooms_failed == 0 && self.errors.count == 0;
     }
 
     /// Adds the report of a run made at the same time as this one.
@@ -121,9 +109,7 @@ impl NegotiateReport {
         self.connect_us.add(&other.connect_us);
         self.join_us.add(&other.join_us);
         self.schedule_lag_us.add(&other.schedule_lag_us);
-        let samples = ERROR_SAMPLES.saturating_sub(self.error_samples.len());
-        self.error_samples.extend(other.error_samples.into_iter().take(samples));
-        self.errors += other.errors;
+        self.errors.add(other.errors);
     }
 
     /// The human summary.
@@ -160,8 +146,8 @@ impl NegotiateReport {
         if s.rate_msgs_per_s.is_some() {
             let _ = writeln!(out, "  schedule lag:    {}", self.schedule_lag_us.describe());
         }
-        let _ = write!(out, "  errors: {}", self.errors);
-        for sample in &self.error_samples {
+        let _ = write!(out, "  errors: {}", self.errors.count);
+        for sample in &self.errors.samples {
             let _ = write!(out, "\n    {sample}");
         }
         out

@@ -14,10 +14,7 @@ use super::inbox::{Burst, receive, tagged};
 use crate::clients::connect;
 use crate::histogram::Latency;
 use crate::negotiation::{Role, messages};
-use crate::tally::Tally;
-
-/// Errors kept word for word per room; the rest are only counted.
-const ERROR_SAMPLES: usize = 5;
+use crate::tally::{Errors, Tally};
 
 pub struct Member {
     client: Client,
@@ -51,17 +48,7 @@ pub struct RoomStats {
     pub negotiations: u64,
     /// When the room's last negotiation ended.
     pub ended: Option<Instant>,
-    pub errors: u64,
-    pub error_samples: Vec<String>,
-}
-
-impl RoomStats {
-    pub fn error(&mut self, error: String) {
-        self.errors += 1;
-        if self.error_samples.len() < ERROR_SAMPLES {
-            self.error_samples.push(error);
-        }
-    }
+    pub errors: Errors,
 }
 
 /// Connects and joins the members of room `index`, and waits until every member has
@@ -136,7 +123,7 @@ pub async fn drive(plan: &Plan, room: &mut Room, start: Instant) -> RoomStats {
         .await;
         if let Err(error) = outcome {
             // The connection is gone: this room stops, the others go on.
-            stats.error(format!("room {}: {error}", room.name));
+            stats.errors.record(format!("room {}: {error}", room.name));
             break;
         }
         stats.negotiation.record(started.elapsed());

@@ -46,8 +46,10 @@ pub fn parse_filter(directives: &str) -> Result<EnvFilter, String> {
 /// so that log lines inside them carry their `trace_id`.
 fn effective(directives: &str, traced: bool) -> Result<EnvFilter, String> {
     let directives = directives.trim();
-    parse_filter(directives)?;
-    if traced { parse_filter(directives) } else { parse_filter(&format!("{directives},{FLOW}=off")) }
+    let filter = parse_filter(directives)?;
+    // The user's directives are checked on their own, so that an error names them
+    // rather than the appended one.
+    if traced { Ok(filter) } else { parse_filter(&format!("{directives},{FLOW}=off")) }
 }
 
 /// Installs the global subscriber: log lines (JSON with `json`) filtered by `RUST_LOG`

@@ -264,6 +264,7 @@ async fn a_configuration_change_rolls_the_pods_it_concerns_only() {
     };
     let (before, _) = render(&[], &[], "chart-before").await;
     let (after, _) = render(&[], &["gateway.config=[telemetry]\ntrace_sample_ratio = 0.5\n"], "chart-after").await;
+    assert!(!checksum(&before, &room_service_name()).is_empty(), "each Deployment carries its checksum");
     assert_ne!(checksum(&before, &gateway_name()), checksum(&after, &gateway_name()));
     assert_eq!(checksum(&before, &room_service_name()), checksum(&after, &room_service_name()));
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::sync::watch;
 
 use super::{Replicas, publish};
@@ -12,29 +13,33 @@ pub fn start(urls: Vec<String>, refresh: Duration) -> Replicas {
     let (sender, replicas) = watch::channel(Vec::new());
     tokio::spawn(async move {
         loop {
-            let mut resolved = Vec::new();
-            for url in &urls {
-                match resolve(url).await {
-                    Ok(addresses) => resolved.extend(addresses),
-                    // A failed lookup (DNS itself down) must not empty the list: the
-                    // last complete answer stays until a new one comes.
-                    Err(error) => {
-                        tracing::warn!(url, %error, "cannot resolve a room-service name");
-                        resolved.clear();
-                        break;
+            match resolve_all(&urls).await {
+                Ok(resolved) => {
+                    if !publish(&sender, resolved) {
+                        return;
                     }
                 }
+                // A failed lookup (DNS itself down) must not empty the list: the last
+                // complete answer stays until a new one comes.
+                Err(error) => tracing::warn!(%error, "cannot resolve a room-service name"),
             }
-            if !resolved.is_empty() && !publish(&sender, resolved) {
-                return;
+            tokio::select! {
+                _ = tokio::time::sleep(refresh) => {}
+                _ = sender.closed() => return,
             }
-            if sender.is_closed() {
-                return;
-            }
-            tokio::time::sleep(refresh).await;
         }
     });
     replicas
+}
+
+/// Every URL of every name in `urls`; a failure, or no address at all, is an error.
+async fn resolve_all(urls: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut resolved = Vec::new();
+    for url in urls {
+        resolved.extend(resolve(url).await.with_context(|| format!("resolving {url}"))?);
+    }
+    anyhow::ensure!(!resolved.is_empty(), "no address for {urls:?}");
+    Ok(resolved)
 }
 
 /// `http://name:7070` → one URL per address of `name`.

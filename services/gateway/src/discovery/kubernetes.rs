@@ -49,12 +49,17 @@ async fn follow(
     sender: watch::Sender<Vec<String>>,
 ) -> anyhow::Result<()> {
     let config = match api_url {
-        Some(url) => kube::Config::new(url),
+        Some(url) => {
+            // `infer` reads a pod's namespace by itself; a given API URL does not.
+            let mut config = kube::Config::new(url);
+            if let Ok(own) = std::fs::read_to_string(POD_NAMESPACE_FILE) {
+                config.default_namespace = own.trim().to_string();
+            }
+            config
+        }
         None => kube::Config::infer().await?,
     };
-    let namespace = namespace
-        .or_else(|| std::fs::read_to_string(POD_NAMESPACE_FILE).ok().map(|ns| ns.trim().to_string()))
-        .unwrap_or_else(|| config.default_namespace.clone());
+    let namespace = namespace.unwrap_or_else(|| config.default_namespace.clone());
     let client = kube::Client::try_from(config)?;
     let slices: kube::Api<EndpointSlice> = kube::Api::namespaced(client, &namespace);
     let selector = format!("kubernetes.io/service-name={service}");
@@ -118,8 +123,9 @@ fn name(slice: &EndpointSlice) -> String {
 /// `http://<address>:<port>` of every endpoint that is ready and not terminating
 /// (a condition left unset means ready and not terminating, as the API defines).
 /// `port` is the port's name in the slice, or a number.
-pub fn ready_urls(slice: &EndpointSlice, port: &str) -> Vec<String> {
+fn ready_urls(slice: &EndpointSlice, port: &str) -> Vec<String> {
     let named = slice.ports.iter().flatten().find(|p| p.name.as_deref() == Some(port)).and_then(|p| p.port);
+    let named = named.and_then(|number| u16::try_from(number).ok());
     let Some(port) = named.or_else(|| port.parse().ok()) else { return Vec::new() };
     slice
         .endpoints
@@ -129,12 +135,9 @@ pub fn ready_urls(slice: &EndpointSlice, port: &str) -> Vec<String> {
             conditions.and_then(|c| c.ready).unwrap_or(true) && !conditions.and_then(|c| c.terminating).unwrap_or(false)
         })
         .flat_map(|endpoint| endpoint.addresses.iter())
-        .map(|address| {
-            if address.contains(':') {
-                format!("http://[{address}]:{port}")
-            } else {
-                format!("http://{address}:{port}")
-            }
+        .map(|address| match address.parse::<std::net::IpAddr>() {
+            Ok(ip) => format!("http://{}", std::net::SocketAddr::new(ip, port)),
+            Err(_) => format!("http://{address}:{port}"),
         })
         .collect()
 }
