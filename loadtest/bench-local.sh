@@ -40,8 +40,12 @@ wait_port "$room_port"
 urls=()
 for i in 0 1; do
     port=$((base + 10 + i)) admin=$((base + 20 + i))
+    # The tester is one source address whose connections each send far more than one
+    # person would: the per-connection and per-address limits are lifted.
     GATEWAY_REDIS__URL="redis://127.0.0.1:$redis_port" GATEWAY_ROOM_SERVICE__URL="http://127.0.0.1:$room_port" \
-        GATEWAY_AUTH__JWT_SECRET=$secret \
+        GATEWAY_AUTH__JWT_SECRET=$secret GATEWAY_LIMITS__CONNECTIONS_PER_IP_PER_SECOND=0 \
+        GATEWAY_LIMITS__MESSAGES_PER_SECOND=1000000 GATEWAY_LIMITS__MESSAGE_BURST=1000000 \
+        GATEWAY_LIMITS__BYTES_PER_SECOND=1000000000 GATEWAY_LIMITS__BYTE_BURST=1000000000 \
         "$bin/gateway" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" >"$logs/gateway-$i.log" 2>&1 &
     pids+=($!)
     wait_port "$port"

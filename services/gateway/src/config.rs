@@ -98,6 +98,10 @@ pub struct WsConfig {
     /// with 4009.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Pages (`Origin`s, as `https://app.example.com[:port]`) allowed to open a socket.
+    /// Empty: only pages of the host the socket connects to. `["*"]`: any page. Clients
+    /// that send no `Origin` (not browsers) are not checked.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for WsConfig {
@@ -110,11 +114,13 @@ impl Default for WsConfig {
             auth_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
+            allowed_origins: Vec::new(),
         }
     }
 }
 
-/// Per-connection limits.
+/// What one connection, one source address and the whole gateway may take
+/// (docs/security.md explains each).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -122,11 +128,54 @@ pub struct LimitsConfig {
     pub max_rooms_per_connection: usize,
     /// Largest `metadata` of a join, in bytes of JSON.
     pub max_metadata_bytes: usize,
+    /// Messages a connection may send per second, on average; more are refused with
+    /// `rate_limited`.
+    pub messages_per_second: u32,
+    /// Messages a connection may send at once beyond that rate (a mesh newcomer's offers
+    /// and candidates to every peer come as one burst).
+    pub message_burst: u32,
+    /// Bytes a connection may send per second, on average.
+    pub bytes_per_second: u32,
+    /// Bytes it may send at once; at least `ws.max_message_bytes`.
+    pub byte_burst: u32,
+    /// A connection refused this many times within `refusal_window` is closed with 1008.
+    pub refusals_before_close: u32,
+    #[serde(with = "humantime_serde")]
+    pub refusal_window: Duration,
+    /// Connections this gateway holds at once; further upgrades get HTTP 503.
+    pub max_connections: usize,
+    /// The `Retry-After` of that 503.
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+    /// WebSocket upgrades one source address (an IPv6 /64) may attempt per second, on
+    /// average; more get HTTP 429. 0 turns the limit off.
+    pub connections_per_ip_per_second: u32,
+    /// Attempts it may make at once beyond that rate.
+    pub connection_burst_per_ip: u32,
+    /// Behind a proxy: the header holding the client's address (e.g.
+    /// `x-forwarded-for`, of which the last address counts). Unset: the peer address.
+    /// Only set it when every request comes through that proxy, or clients can choose
+    /// their own address.
+    pub client_ip_header: Option<String>,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_rooms_per_connection: 16, max_metadata_bytes: 1024 }
+        Self {
+            max_rooms_per_connection: 16,
+            max_metadata_bytes: 1024,
+            messages_per_second: 100,
+            message_burst: 500,
+            bytes_per_second: 256 * 1024,
+            byte_burst: 1024 * 1024,
+            refusals_before_close: 100,
+            refusal_window: Duration::from_secs(10),
+            max_connections: 50_000,
+            retry_after: Duration::from_secs(5),
+            connections_per_ip_per_second: 50,
+            connection_burst_per_ip: 200,
+            client_ip_header: None,
+        }
     }
 }
 
@@ -419,6 +468,7 @@ impl GatewayConfig {
             self.limits.max_rooms_per_connection >= 1,
             "limits.max_rooms_per_connection must be at least 1"
         );
+        self.validate_limits()?;
         anyhow::ensure!(self.rooms.default_capacity >= 1, "rooms.default_capacity must be at least 1");
         anyhow::ensure!(self.lease.refresh < self.lease.ttl, "lease.refresh must be shorter than lease.ttl");
         anyhow::ensure!(self.session.replay_frames >= 1, "session.replay_frames must be at least 1");
@@ -428,6 +478,40 @@ impl GatewayConfig {
         if self.turn.secret.is_some() {
             anyhow::ensure!(!self.turn.urls.is_empty(), "turn.secret is set but turn.urls is empty");
             anyhow::ensure!(self.turn.ttl.as_secs() >= 60, "turn.ttl must be at least 1m");
+        }
+        Ok(())
+    }
+}
+
+impl GatewayConfig {
+    fn validate_limits(&self) -> anyhow::Result<()> {
+        let limits = &self.limits;
+        anyhow::ensure!(
+            limits.messages_per_second >= 1 && limits.message_burst >= 1,
+            "limits.messages_per_second and limits.message_burst must be at least 1"
+        );
+        anyhow::ensure!(
+            limits.bytes_per_second >= 1 && limits.byte_burst as usize >= self.ws.max_message_bytes,
+            "limits.bytes_per_second must be at least 1 and limits.byte_burst at least ws.max_message_bytes"
+        );
+        anyhow::ensure!(limits.refusals_before_close >= 1, "limits.refusals_before_close must be at least 1");
+        anyhow::ensure!(limits.max_connections >= 1, "limits.max_connections must be at least 1");
+        anyhow::ensure!(
+            limits.connections_per_ip_per_second == 0 || limits.connection_burst_per_ip >= 1,
+            "limits.connection_burst_per_ip must be at least 1"
+        );
+        if let Some(name) = &limits.client_ip_header {
+            axum::http::HeaderName::try_from(name.as_str())
+                .map_err(|_| anyhow::anyhow!("limits.client_ip_header {name:?} is not a header name"))?;
+        }
+        for origin in &self.ws.allowed_origins {
+            let (scheme, authority) = origin.split_once("://").unwrap_or_default();
+            let authority = authority.trim_end_matches('/');
+            anyhow::ensure!(
+                origin == "*"
+                    || (["http", "https"].contains(&scheme) && !authority.is_empty() && !authority.contains('/')),
+                "ws.allowed_origins: {origin:?} is not `*` or an origin like https://app.example.com"
+            );
         }
         Ok(())
     }

@@ -3,11 +3,13 @@
 //! it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use protocol::{CloseCode, ErrorCode, Limits, Request, RequestFrame, ServerInfo, ServerMessage, Welcome};
+use tokio::task::JoinHandle;
 
 use crate::Gateway;
 use crate::auth::{AuthError, Identity};
@@ -17,6 +19,9 @@ use crate::render;
 use crate::resume::{self, ResumeError};
 use crate::session::{Ending, Session};
 use crate::{metrics, turn, writer};
+
+/// How long a closed connection is read on for the client's close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// What the upgrade request carried.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -38,7 +43,7 @@ pub async fn serve(gateway: Arc<Gateway>, socket: WebSocket, handshake: Handshak
     let writer = tokio::spawn(writer::run(sink, queue, closer.clone(), gateway.config.ws.ping_interval));
     let closed = || metrics::connection_closed(closer.code().unwrap_or(CloseCode::Normal));
     let Some(attached) = start(&gateway, handshake, &sender, &mut stream).await else {
-        let _ = writer.await;
+        finish(writer, &mut stream).await;
         closed();
         return;
     };
@@ -47,9 +52,25 @@ pub async fn serve(gateway: Arc<Gateway>, socket: WebSocket, handshake: Handshak
         Session { gateway: gateway.clone(), peer_id: attached.peer_id.clone(), identity: attached.identity, sender };
     let ending = session.run(&mut stream).await;
     lifecycle::socket_ended(&gateway, &attached.peer_id, attached.attachment, ending == Ending::Goodbye).await;
-    let _ = writer.await;
+    finish(writer, &mut stream).await;
     closed();
     tracing::debug!(peer = %attached.peer_id, ?ending, "disconnected");
+}
+
+/// Waits for the writer to send the close frame while reading on until the client
+/// answers it (at most [`CLOSE_LINGER`]). Dropping a socket with unread input makes the
+/// kernel reset the connection, and the reset can overtake the close frame: a client
+/// still sending when it is closed (a flood, say) would see a broken connection instead
+/// of the code that says why.
+async fn finish(writer: JoinHandle<()>, stream: &mut SplitStream<WebSocket>) {
+    let read_until_close = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::join!(writer, tokio::time::timeout(CLOSE_LINGER, read_until_close));
 }
 
 /// Resumes the session of a resume token, or else opens a new one for a valid client

@@ -1,17 +1,18 @@
 //! The HTTP face of the gateway: the WebSocket endpoint, the probes, and the browser
 //! files of [`web`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::connection::Handshake;
-use crate::{Gateway, connection, web};
+use crate::{Gateway, connection, metrics, web};
 
 /// Deadline of each dependency check behind `/readyz`.
 const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -27,6 +28,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 
 async fn upgrade(
     State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(handshake): Query<Handshake>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -36,6 +39,14 @@ async fn upgrade(
     if !gateway.standing.serving() {
         return (StatusCode::SERVICE_UNAVAILABLE, "rejoining the cluster after losing its state").into_response();
     }
+    let slot = match gateway.admission.admit(peer, &headers) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            tracing::debug!(%peer, ?refusal, "upgrade refused");
+            metrics::upgrade_refused(refusal.reason());
+            return refusal.into_response();
+        }
+    };
     let ws = &gateway.config.ws;
     upgrade
         .max_message_size(ws.max_message_bytes)
@@ -44,7 +55,10 @@ async fn upgrade(
         .write_buffer_size(ws.write_buffer_bytes)
         .on_upgrade(move |socket| {
             let connections = gateway.connections.clone();
-            connections.track_future(connection::serve(gateway, socket, handshake))
+            connections.track_future(async move {
+                connection::serve(gateway, socket, handshake).await;
+                drop(slot);
+            })
         })
 }
 

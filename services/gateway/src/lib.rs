@@ -4,6 +4,7 @@
 //! Layout, in the order a message meets them:
 //! - [`http`]: `/ws`, `/healthz`, `/readyz`; [`web`]: the JavaScript SDK, the demo app
 //!   and the development token endpoint.
+//! - [`limits`]: which upgrades are admitted, and how much each connection may send.
 //! - [`connection`]: one socket from upgrade to close; [`auth`] checks its token.
 //! - [`lifecycle`]: a session opened, kept while its socket is lost, ended; [`resume`]
 //!   takes it up again, here or from another gateway ([`handovers`]); [`replay`] numbers
@@ -34,6 +35,7 @@ pub mod handovers;
 pub mod http;
 pub mod lease;
 pub mod lifecycle;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod outbound;

@@ -9,6 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use protocol::{CloseCode, ErrorCode};
 
+use crate::limits::inbound::Limit;
+
 pub const CONNECTIONS: &str = "switchboard_gateway_connections";
 pub const CONNECTIONS_OPENED: &str = "switchboard_gateway_connections_opened_total";
 pub const CONNECTIONS_CLOSED: &str = "switchboard_gateway_connections_closed_total";
@@ -25,6 +27,8 @@ pub const SIGNAL_DELIVERY: &str = "switchboard_gateway_signal_delivery_seconds";
 pub const SEND_QUEUE_DROPS: &str = "switchboard_gateway_send_queue_drops_total";
 pub const SLOW_CONSUMERS: &str = "switchboard_gateway_slow_consumer_disconnects_total";
 pub const AUTH_FAILURES: &str = "switchboard_gateway_auth_failures_total";
+pub const RATE_LIMITED: &str = "switchboard_gateway_rate_limited_total";
+pub const UPGRADES_REFUSED: &str = "switchboard_gateway_upgrades_refused_total";
 pub const ERRORS: &str = "switchboard_gateway_errors_total";
 pub const RESUMES: &str = "switchboard_gateway_resumes_total";
 pub const HANDOVERS: &str = "switchboard_gateway_handovers_total";
@@ -73,6 +77,8 @@ pub fn describe() {
     describe_counter!(SEND_QUEUE_DROPS, "Messages not queued because a client's send queue was full.");
     describe_counter!(SLOW_CONSUMERS, "Clients disconnected (4008) because their send queue was full.");
     describe_counter!(AUTH_FAILURES, "Connections refused at authentication, by reason.");
+    describe_counter!(RATE_LIMITED, "Client messages refused with `rate_limited`, by the rate exceeded.");
+    describe_counter!(UPGRADES_REFUSED, "WebSocket upgrades refused before the upgrade, by reason.");
     describe_counter!(ERRORS, "`error` messages sent to clients, by code.");
     describe_counter!(RESUMES, "Resume attempts, by outcome (complete, gap, no_session, unavailable).");
     describe_counter!(HANDOVERS, "Sessions handed over between gateways, by direction (sent, received).");
@@ -96,6 +102,12 @@ pub fn describe() {
     }
     for reason in AUTH_REASONS {
         counter!(AUTH_FAILURES, "reason" => *reason).absolute(0);
+    }
+    for limit in [Limit::Messages, Limit::Bytes] {
+        counter!(RATE_LIMITED, "limit" => limit.label()).absolute(0);
+    }
+    for reason in ["full", "source_rate", "origin"] {
+        counter!(UPGRADES_REFUSED, "reason" => reason).absolute(0);
     }
     counter!(ERRORS, "code" => ErrorCode::Unavailable.as_str()).absolute(0);
     gauge!(DRAINING).set(0.0);
@@ -156,6 +168,15 @@ pub fn auth_failed(reason: &'static str) {
     counter!(AUTH_FAILURES, "reason" => reason).increment(1);
 }
 
+pub fn rate_limited(limit: Limit) {
+    counter!(RATE_LIMITED, "limit" => limit.label()).increment(1);
+}
+
+/// `reason` is [`crate::limits::admission::Refusal::reason`].
+pub fn upgrade_refused(reason: &'static str) {
+    counter!(UPGRADES_REFUSED, "reason" => reason).increment(1);
+}
+
 pub fn error_sent(code: ErrorCode) {
     counter!(ERRORS, "code" => code.as_str()).increment(1);
 }
@@ -195,6 +216,7 @@ fn code_label(code: CloseCode) -> &'static str {
         CloseCode::Normal => "1000",
         CloseCode::GoingAway => "1001",
         CloseCode::ProtocolError => "1002",
+        CloseCode::PolicyViolation => "1008",
         CloseCode::InvalidData => "1007",
         CloseCode::TooLarge => "1009",
         CloseCode::Internal => "1011",

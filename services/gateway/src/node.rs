@@ -1,5 +1,6 @@
 //! The gateway node: its parts, assembled for the configured mode, and its run loop.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Authenticator;
 use crate::config::{GatewayConfig, Mode};
 use crate::handovers::Handovers;
+use crate::limits::admission::Admission;
 use crate::recovery::Standing;
 use crate::registry::Registry;
 use crate::replay::ReplayLimits;
@@ -41,6 +43,8 @@ pub struct Gateway {
     /// Whether the gateway serves (see [`crate::recovery`]).
     pub standing: Standing,
     pub auth: Authenticator,
+    /// Which upgrades are accepted (connection cap, attempts per address, origins).
+    pub admission: Admission,
     /// Fired when the gateway starts draining (or shutting down).
     pub shutdown: CancellationToken,
     /// The connection tasks, awaited on shutdown.
@@ -102,6 +106,7 @@ impl Gateway {
         let bus: Arc<dyn Bus> = Arc::new(Metered::new(parts.bus));
         let gateway = Self {
             auth: Authenticator::new(&config.auth, anonymous),
+            admission: Admission::new(&config)?,
             subscriptions: Subscriptions::new(bus.clone()),
             registry: Registry::new(node_id.clone(), replay_limits),
             handovers: Handovers::default(),
@@ -186,7 +191,9 @@ pub async fn run(
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, http::router(gateway.clone()))
+    // The peer address is what connection attempts are counted by.
+    let app = http::router(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             stop.cancel();

@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::Gateway;
 use crate::auth::Identity;
+use crate::limits::inbound::{InboundLimiter, Limit, Verdict};
 use crate::outbound::PeerSender;
 use crate::registry::PeerId;
 use crate::requests::{self, RequestError};
@@ -30,8 +31,8 @@ pub struct Session {
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
-    /// The client closed with 1000, or broke the protocol (1002, 1007, 1009): the
-    /// session ends.
+    /// The client closed with 1000, broke the protocol (1002, 1007, 1009) or kept
+    /// exceeding its rate limit (1008): the session ends.
     Goodbye,
     /// Anything else (lost, cut off for reading too slowly, idle, moved, told to
     /// reconnect): the session is kept for a resume.
@@ -42,7 +43,9 @@ impl Ending {
     /// A server-side close for a broken protocol ends the session like a goodbye.
     fn after(close: Option<CloseCode>) -> Self {
         match close {
-            Some(CloseCode::TooLarge | CloseCode::ProtocolError | CloseCode::InvalidData) => Self::Goodbye,
+            Some(
+                CloseCode::TooLarge | CloseCode::ProtocolError | CloseCode::InvalidData | CloseCode::PolicyViolation,
+            ) => Self::Goodbye,
             _ => Self::Lost,
         }
     }
@@ -54,6 +57,7 @@ impl Session {
     pub async fn run(&self, stream: &mut SplitStream<WebSocket>) -> Ending {
         let closer = self.sender.closer().clone();
         let idle_timeout = self.gateway.config.ws.idle_timeout;
+        let mut limiter = InboundLimiter::new(&self.gateway.config.limits, Instant::now());
         // Once the gateway drains: when to stop reading what the client still sends.
         let mut moving_by: Option<Instant> = None;
         loop {
@@ -87,6 +91,22 @@ impl Session {
                 }
                 Ok(Some(Ok(message))) => message,
             };
+            let verdict = match &message {
+                Message::Close(_) => Verdict::Accept,
+                other => limiter.check(frame_len(other), Instant::now()),
+            };
+            match verdict {
+                Verdict::Accept => {}
+                Verdict::Refuse(limit) => {
+                    self.refuse_over_limit(&message, limit);
+                    continue;
+                }
+                Verdict::Close(limit) => {
+                    self.refuse_over_limit(&message, limit);
+                    closer.close(CloseCode::PolicyViolation);
+                    return Ending::after(closer.code());
+                }
+            }
             match message {
                 Message::Text(text) => self.handle(&text).await,
                 Message::Binary(bytes) => {
@@ -162,6 +182,24 @@ impl Session {
         self.gateway.registry.send(&self.peer_id, &render::message(message));
     }
 
+    /// Drops a message over the connection's rate limit, answering `rate_limited` (with
+    /// the request's id, so that a client waiting for the reply gets it).
+    fn refuse_over_limit(&self, message: &Message, limit: Limit) {
+        metrics::rate_limited(limit);
+        let limits = &self.gateway.config.limits;
+        let id = match message {
+            Message::Text(text) => RequestFrame::peek_id(text),
+            Message::Binary(_) => None,
+            // Control frames get no answer.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return,
+        };
+        let explanation = match limit {
+            Limit::Messages => format!("more than {} messages a second", limits.messages_per_second),
+            Limit::Bytes => format!("more than {} bytes a second", limits.bytes_per_second),
+        };
+        self.reply_error(id, ErrorCode::RateLimited, format!("rate limit exceeded: {explanation}; slow down"));
+    }
+
     fn reply_error(&self, id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) {
         metrics::error_sent(code);
         self.reply(&ServerMessage::error(id, code, message));
@@ -181,6 +219,16 @@ fn flow_span(request: &'static str, peer: &str, room: &str) -> tracing::Span {
         span.record("trace_id", trace_id);
     }
     span
+}
+
+/// What a frame counts against the byte rate: its payload. Control frames count too: a
+/// flood of pings costs the gateway as much as one of requests.
+fn frame_len(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
+        Message::Close(_) => 0,
+    }
 }
 
 /// The close code for a failed read. A connection reset is a lost connection, not a

@@ -14,6 +14,9 @@ pub enum CloseCode {
     ProtocolError = 1002,
     /// A text frame that is not valid UTF-8.
     InvalidData = 1007,
+    /// The client kept sending faster than its rate limit although refused
+    /// (`rate_limited`); the session ends. Reconnecting at the same pace will not help.
+    PolicyViolation = 1008,
     /// A frame exceeded the configured maximum message size.
     TooLarge = 1009,
     /// An unexpected server failure.
@@ -48,6 +51,7 @@ impl CloseCode {
             1001 => Self::GoingAway,
             1002 => Self::ProtocolError,
             1007 => Self::InvalidData,
+            1008 => Self::PolicyViolation,
             1009 => Self::TooLarge,
             1011 => Self::Internal,
             1013 => Self::TryAgainLater,
@@ -67,6 +71,7 @@ impl CloseCode {
             Self::GoingAway => "server shutting down",
             Self::ProtocolError => "websocket protocol error",
             Self::InvalidData => "text frame is not valid UTF-8",
+            Self::PolicyViolation => "rate limit exceeded",
             Self::TooLarge => "message too large",
             Self::Internal => "internal error",
             Self::TryAgainLater => "try again later",

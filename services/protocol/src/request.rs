@@ -89,6 +89,22 @@ impl RequestFrame {
         value.to_string()
     }
 
+    /// Only the `id` of a frame, if it is a JSON object with a valid one: what a refusal
+    /// that does not look further (a rate limit) echoes.
+    pub fn peek_id(text: &str) -> Option<RequestId> {
+        #[derive(serde::Deserialize)]
+        struct IdOnly<'a> {
+            #[serde(borrow)]
+            id: Option<&'a serde_json::value::RawValue>,
+        }
+        // serde would also read a struct from an array (`[7]`): only objects count.
+        if !text.trim_start().starts_with('{') {
+            return None;
+        }
+        let frame: IdOnly<'_> = serde_json::from_str(text).ok()?;
+        RequestId::from_raw(frame.id?).ok()
+    }
+
     /// Parses one text frame. Unknown fields are ignored, so that clients written for a
     /// later minor revision still work; an unknown `type` is an error.
     pub fn parse(text: &str) -> Result<Self, RequestParseError> {
@@ -182,6 +198,17 @@ mod tests {
         let Request::Signal { room, to, kind, data } = frame.request else { panic!("not a signal") };
         assert_eq!((room.as_str(), to.as_str(), kind.as_str()), ("r", "p2", "offer"));
         assert_eq!(data.as_str(), r#"{"sdp":"v=0\r\n"}"#);
+    }
+
+    #[test]
+    fn peeks_at_the_id_only() {
+        let peek = |text: &str| RequestFrame::peek_id(text).map(|id| id.as_json().to_string());
+        assert_eq!(peek(r#"{"type":"signal","id":"s-1","data":{"id":2}}"#).as_deref(), Some("\"s-1\""));
+        assert_eq!(peek(r#"{"type":"whatever","id":7}"#).as_deref(), Some("7"));
+        assert_eq!(peek(r#"{"type":"ping"}"#), None);
+        assert_eq!(peek(r#"{"id":-1}"#), None, "not a valid id");
+        assert_eq!(peek("[1]"), None);
+        assert_eq!(peek("{not json"), None);
     }
 
     #[test]

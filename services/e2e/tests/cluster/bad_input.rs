@@ -5,6 +5,7 @@ use protocol::{CloseCode, ErrorCode, ServerMessage};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::bystanders::{bystanders, bystanders_still_talk};
 use crate::{TestCluster, expect};
 
 on_both_deployments!(malformed_requests_get_errors_and_the_connection_lives, oversized_frames_close_with_1009);
@@ -108,21 +109,4 @@ async fn oversized_frames_close_with_1009(cluster: &TestCluster) {
         assert_eq!(data.as_str().map(str::len), Some(limit - 100));
     }
     assert!(matches!(carol.ping().await, Ok(())), "the sender of a frame within the limit stays connected");
-}
-
-/// Two peers on different gateways in room "talk", who keep talking throughout.
-async fn bystanders(cluster: &TestCluster) -> (Client, Client) {
-    let mut alice = cluster.connect(0, "alice", &["talk"]).await;
-    let mut bob = cluster.connect(1, "bob", &["talk"]).await;
-    alice.join("talk", None).await.unwrap();
-    bob.join("talk", None).await.unwrap();
-    expect::peer_joined(&mut alice, "talk").await;
-    (alice, bob)
-}
-
-async fn bystanders_still_talk(alice: &mut Client, bob: &mut Client) {
-    let bob_id = bob.peer_id().to_string();
-    alice.signal("talk", &bob_id, "offer", json!({"sdp": "still fine"})).await.unwrap();
-    let (_, from, kind, _) = expect::signal(bob).await;
-    assert_eq!((from.as_str(), kind.as_str()), (alice.peer_id(), "offer"));
 }

@@ -28,14 +28,18 @@ macro_rules! on_both_deployments {
     )*};
 }
 
+mod admission;
 mod bad_input;
+mod bystanders;
 mod capacity;
+mod connection_limits;
 mod discovery;
 mod isolation;
 mod mesh;
 mod negotiation;
 mod probes;
 mod processes;
+mod rate_limits;
 mod routing;
 mod server_api;
 mod slow_consumer;

@@ -43,6 +43,10 @@ async fn a_client_that_stops_reading_is_cut_off(cluster: &TestCluster) {
 
 fn small_queue(config: &mut gateway::GatewayConfig) {
     config.ws.send_queue = 8;
+    // The flooder sends far more than the default rates let one connection send.
+    config.limits.bytes_per_second = 64 << 20;
+    config.limits.byte_burst = 64 << 20;
+    config.limits.message_burst = 1000;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

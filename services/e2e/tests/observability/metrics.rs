@@ -98,7 +98,7 @@ async fn a_negotiation_shows_on_both_gateways_and_the_room_service() {
     assert!(sender.value("process_cpu_seconds_total") > 0.0);
     // Labels come from small fixed sets: never a room, peer or node id.
     const LABELS: &[&str] =
-        &["type", "path", "code", "reason", "outcome", "direction", "method", "service", "version", "le"];
+        &["type", "path", "code", "reason", "outcome", "direction", "method", "service", "version", "limit", "le"];
     for scrape in [&sender, &receiver, &rooms] {
         for label in scrape.label_names() {
             assert!(LABELS.contains(&label.as_str()), "unexpected label {label}");
