@@ -165,6 +165,7 @@ async fn default_values_install_a_complete_try_out_cluster() {
     let env = container_env(&pod_spec(&all, &gateway_name())["containers"][0], &all);
     assert_eq!(env["GATEWAY_REDIS__URL"], format!("redis://{FULLNAME}-redis:6379"));
     assert!(!env.contains_key("GATEWAY_REDIS__PASSWORD"), "the bundled Redis has no password");
+    assert!(!env.contains_key("GATEWAY_LIMITS__CLIENT_IP_HEADER"), "no ingress: the peer address counts");
     let secret = named(&all, "Secret", FULLNAME);
     for key in ["jwt-secret", "api-secret"] {
         let encoded = str_of(&secret["data"][key]);
@@ -203,6 +204,7 @@ async fn production_values_use_external_redis_your_secret_autoscaling_and_polici
     assert!(env["GATEWAY_REDIS__URL"].starts_with("redis-sentinel://"));
     assert_eq!(env["GATEWAY_REDIS__PASSWORD"], "<secret:redis-password>");
     assert_eq!(env["GATEWAY_TURN__SECRET"], "<secret:turn-secret>");
+    assert_eq!(env["GATEWAY_LIMITS__CLIENT_IP_HEADER"], "x-forwarded-for", "behind the ingress: per client");
 
     let hpa = named(&all, "HorizontalPodAutoscaler", &gateway_name());
     assert_eq!(hpa["spec"]["minReplicas"], 3);
