@@ -10,6 +10,7 @@
 //! - both: cluster node calling a separate room service over gRPC.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bus::RedisConfig;
@@ -30,6 +31,9 @@ pub struct GatewayConfig {
     pub telemetry: common::telemetry::TelemetryConfig,
     /// Serve the demo app at `/` (the SDK at `/sdk/signal.js` is always served).
     pub demo_page: bool,
+    /// TLS served by the gateway itself (docs/security.md); off unless both files are
+    /// set.
+    pub tls: TlsConfig,
     pub ws: WsConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
@@ -56,6 +60,7 @@ impl Default for GatewayConfig {
             log_json: false,
             telemetry: common::telemetry::TelemetryConfig::with_admin_port(9080),
             demo_page: true,
+            tls: TlsConfig::default(),
             ws: WsConfig::default(),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
@@ -73,6 +78,17 @@ impl Default for GatewayConfig {
     }
 }
 
+/// A certificate and its key, as PEM files. For deployments without a TLS-terminating
+/// ingress or load balancer in front of the gateways.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+}
+
 /// WebSocket settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -88,6 +104,10 @@ pub struct WsConfig {
     pub read_buffer_bytes: usize,
     /// Write buffer per socket before a flush is forced.
     pub write_buffer_bytes: usize,
+    /// How long a new TCP connection may take to finish its TLS handshake and send its
+    /// request headers; slower ones are dropped (slowloris).
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
     /// How long a socket may take to authenticate when the token is not in the URL.
     #[serde(with = "humantime_serde")]
     pub auth_timeout: Duration,
@@ -111,6 +131,7 @@ impl Default for WsConfig {
             send_queue: 256,
             read_buffer_bytes: 4 * 1024,
             write_buffer_bytes: 0,
+            handshake_timeout: Duration::from_secs(10),
             auth_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
@@ -144,6 +165,9 @@ pub struct LimitsConfig {
     pub refusal_window: Duration,
     /// Connections this gateway holds at once; further upgrades get HTTP 503.
     pub max_connections: usize,
+    /// TCP connections not upgraded (yet) to a WebSocket: requests and handshakes in
+    /// progress, probes. Beyond, new connections are closed as soon as accepted.
+    pub max_http_connections: usize,
     /// The `Retry-After` of that 503.
     #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
@@ -171,6 +195,7 @@ impl Default for LimitsConfig {
             refusals_before_close: 100,
             refusal_window: Duration::from_secs(10),
             max_connections: 50_000,
+            max_http_connections: 4096,
             retry_after: Duration::from_secs(5),
             connections_per_ip_per_second: 50,
             connection_burst_per_ip: 200,
@@ -495,7 +520,14 @@ impl GatewayConfig {
             "limits.bytes_per_second must be at least 1 and limits.byte_burst at least ws.max_message_bytes"
         );
         anyhow::ensure!(limits.refusals_before_close >= 1, "limits.refusals_before_close must be at least 1");
-        anyhow::ensure!(limits.max_connections >= 1, "limits.max_connections must be at least 1");
+        anyhow::ensure!(
+            limits.max_connections >= 1 && limits.max_http_connections >= 1,
+            "limits.max_connections and limits.max_http_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            self.tls.cert_file.is_some() == self.tls.key_file.is_some(),
+            "tls.cert_file and tls.key_file go together"
+        );
         anyhow::ensure!(
             limits.connections_per_ip_per_second == 0 || limits.connection_burst_per_ip >= 1,
             "limits.connection_burst_per_ip must be at least 1"

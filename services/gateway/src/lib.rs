@@ -2,6 +2,8 @@
 //! messages to peers on this node directly and to peers on other nodes over the bus.
 //!
 //! Layout, in the order a message meets them:
+//! - [`listener`]: accepts TCP connections, with [`tls`] if configured, and serves
+//!   HTTP on them with deadlines.
 //! - [`http`]: `/ws`, `/healthz`, `/readyz`; [`web`]: the JavaScript SDK, the demo app
 //!   and the development token endpoint.
 //! - [`limits`]: which upgrades are admitted, and how much each connection may send.
@@ -36,6 +38,7 @@ pub mod http;
 pub mod lease;
 pub mod lifecycle;
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod node;
 pub mod outbound;
@@ -49,6 +52,7 @@ pub mod room_api;
 pub mod room_grpc;
 pub mod session;
 pub mod subscriptions;
+pub mod tls;
 pub mod turn;
 pub mod web;
 pub mod writer;

@@ -106,7 +106,7 @@ pub fn describe() {
     for limit in [Limit::Messages, Limit::Bytes] {
         counter!(RATE_LIMITED, "limit" => limit.label()).absolute(0);
     }
-    for reason in ["full", "source_rate", "origin"] {
+    for reason in ["full", "source_rate", "origin", "http_connections"] {
         counter!(UPGRADES_REFUSED, "reason" => reason).absolute(0);
     }
     counter!(ERRORS, "code" => ErrorCode::Unavailable.as_str()).absolute(0);
@@ -172,7 +172,8 @@ pub fn rate_limited(limit: Limit) {
     counter!(RATE_LIMITED, "limit" => limit.label()).increment(1);
 }
 
-/// `reason` is [`crate::limits::admission::Refusal::reason`].
+/// `reason` is [`crate::limits::admission::Refusal::reason`], or `http_connections` for a
+/// socket closed at accept (see [`crate::listener`]).
 pub fn upgrade_refused(reason: &'static str) {
     counter!(UPGRADES_REFUSED, "reason" => reason).increment(1);
 }

@@ -1,11 +1,9 @@
 //! The gateway node: its parts, assembled for the configured mode, and its run loop.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use bus::{Bus, Incoming, MemoryHub, Metered, RedisBus, Topic};
 use room_service::Rooms;
 use room_service::sessions::SessionStore;
@@ -27,7 +25,7 @@ use crate::replay::ReplayLimits;
 use crate::room_api::RoomApi;
 use crate::room_grpc::GrpcRoomApi;
 use crate::subscriptions::Subscriptions;
-use crate::{discovery, dispatch, drain, http, lease, metrics, recovery};
+use crate::{discovery, dispatch, drain, http, lease, listener, metrics, recovery, tls};
 
 /// Everything a gateway's connections share.
 pub struct Gateway {
@@ -181,24 +179,19 @@ pub async fn run(
         let (period, stop) = (gateway.config.janitor.period, gateway.shutdown.clone());
         background.push(tokio::spawn(async move { janitor.run(period, stop.cancelled_owned()).await }));
     }
-    tracing::info!(listen = %listener.local_addr()?, "gateway ready");
+    let settings = listener::Settings {
+        tls: tls::acceptor(&gateway.config.tls)?,
+        handshake_timeout: gateway.config.ws.handshake_timeout,
+        max_http_connections: gateway.config.limits.max_http_connections,
+    };
+    let scheme = if settings.tls.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %listener.local_addr()?, scheme, "gateway ready");
     let stop = gateway.shutdown.clone();
-    // Signaling is small messages that must go out at once: without TCP_NODELAY a
-    // frame written while the previous one is unacknowledged waits for the peer's
-    // delayed ACK (40 ms on Linux).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    // The peer address is what connection attempts are counted by.
-    let app = http::router(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stop.cancel();
-        })
-        .await?;
+    listener::serve(listener, http::router(gateway.clone()), settings, async move {
+        shutdown.await;
+        stop.cancel();
+    })
+    .await;
     drain::finish(&gateway).await;
     for task in background {
         task.abort();

@@ -108,3 +108,43 @@ async fn pages_of_other_origins_are_refused_unless_allowed() {
     assert_eq!(upgrade(&cluster, Some(&token), &evil).await, Ok(()), "`*` said explicitly");
     cluster.shutdown().await;
 }
+
+/// Slowloris: sockets that send part of a request and then nothing hold a connection
+/// until `ws.handshake_timeout`, and at most `limits.max_http_connections` of them at
+/// once; past the cap, new sockets are closed unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_finish_their_request_are_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cluster = TestCluster::embedded_with(|config: &mut GatewayConfig| {
+        config.ws.handshake_timeout = Duration::from_millis(500);
+        config.limits.max_http_connections = 4;
+    })
+    .await;
+    let addr = cluster.gateway_addr(0);
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket.write_all(b"GET /ws HTTP/1.1\r\nHost: gateway\r\n").await.unwrap();
+        slow.push(socket);
+    }
+    let read_all = |mut socket: tokio::net::TcpStream| async move {
+        let mut answer = Vec::new();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer)).await;
+        outcome.expect("the gateway ends the connection within 5 s").map(|_| answer)
+    };
+    let mut fifth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n").await;
+    let answer = read_all(fifth).await.unwrap_or_default();
+    assert!(answer.is_empty(), "past the cap: closed unanswered, got {:?}", String::from_utf8_lossy(&answer));
+    // The slow ones lose their connections at the deadline, without a response to read.
+    for socket in slow {
+        let answer = read_all(socket).await.unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&answer).contains("101"), "never upgraded");
+    }
+    let token = cluster.token("a", &["r"]);
+    testkit::eventually("the gateway admits again", Duration::from_secs(5), || async {
+        Client::connect(&cluster.ws_url(0), Some(&token)).await.ok()
+    })
+    .await;
+    cluster.shutdown().await;
+}

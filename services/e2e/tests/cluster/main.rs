@@ -43,4 +43,5 @@ mod rate_limits;
 mod routing;
 mod server_api;
 mod slow_consumer;
+mod tls;
 mod welcome;
