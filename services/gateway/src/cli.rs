@@ -90,6 +90,11 @@ impl Flags {
 impl TokenArgs {
     /// The signed token, with the secret from the configuration.
     pub fn mint(&self, config: &GatewayConfig) -> anyhow::Result<String> {
+        anyhow::ensure!(
+            config.auth.algorithm == crate::auth::JwtAlgorithm::HS256,
+            "auth.algorithm is {:?}: the gateway has only the public key; mint tokens with the private key",
+            config.auth.algorithm
+        );
         let secret = config.auth.jwt_secret.as_deref().filter(|secret| !secret.is_empty()).ok_or_else(|| {
             anyhow::anyhow!("no auth.jwt_secret configured: set GATEWAY_AUTH__JWT_SECRET or pass --config")
         })?;

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::auth::JwtAlgorithm;
 use bus::RedisConfig;
 use protocol::IceServer;
 use room_service::RoomsConfig;
@@ -208,9 +209,17 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// HS256 secret of the JWTs the application's backend mints. Required in cluster
-    /// mode.
+    /// The one algorithm client tokens must be signed with; tokens naming any other
+    /// (`none` included) are refused.
+    pub algorithm: JwtAlgorithm,
+    /// With HS256: the secret shared with the application's backend, which mints the
+    /// tokens. Required in cluster mode.
     pub jwt_secret: Option<String>,
+    /// With RS256 or ES256: the backend's public key, as a PEM file.
+    pub public_key_file: Option<PathBuf>,
+    /// With RS256 or ES256, instead of `public_key_file`: a JWKS document (RFC 7517)
+    /// whose keys of that algorithm are accepted; a token's `kid` picks among them.
+    pub jwks_file: Option<PathBuf>,
     /// Accept connections without a token (identity `anon-…`, any room). Development
     /// only: refused outside embedded mode. Unset: on in embedded mode when no
     /// `jwt_secret` is configured, otherwise off.
@@ -220,9 +229,39 @@ pub struct AuthConfig {
     pub leeway: Duration,
 }
 
+impl AuthConfig {
+    /// Whether anything to check tokens with is configured.
+    pub fn has_keys(&self) -> bool {
+        match self.algorithm {
+            JwtAlgorithm::HS256 => self.jwt_secret.as_ref().is_some_and(|secret| !secret.is_empty()),
+            JwtAlgorithm::RS256 | JwtAlgorithm::ES256 => self.public_key_file.is_some() || self.jwks_file.is_some(),
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let asymmetric = self.algorithm != JwtAlgorithm::HS256;
+        anyhow::ensure!(
+            asymmetric || (self.public_key_file.is_none() && self.jwks_file.is_none()),
+            "auth.public_key_file and auth.jwks_file need auth.algorithm = \"RS256\" or \"ES256\""
+        );
+        anyhow::ensure!(
+            !(self.public_key_file.is_some() && self.jwks_file.is_some()),
+            "set auth.public_key_file or auth.jwks_file, not both"
+        );
+        Ok(())
+    }
+}
+
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { jwt_secret: None, anonymous: None, leeway: Duration::from_secs(5) }
+        Self {
+            algorithm: JwtAlgorithm::HS256,
+            jwt_secret: None,
+            public_key_file: None,
+            jwks_file: None,
+            anonymous: None,
+            leeway: Duration::from_secs(5),
+        }
     }
 }
 
@@ -442,7 +481,7 @@ impl GatewayConfig {
     /// Whether connections without a token are accepted.
     pub fn anonymous_allowed(&self) -> anyhow::Result<bool> {
         let embedded = self.mode()? == Mode::Embedded;
-        let anonymous = self.auth.anonymous.unwrap_or(embedded && self.auth.jwt_secret.is_none());
+        let anonymous = self.auth.anonymous.unwrap_or(embedded && !self.auth.has_keys());
         anyhow::ensure!(
             !anonymous || embedded,
             "auth.anonymous is only allowed in embedded mode (no redis.url); configure auth.jwt_secret"
@@ -482,9 +521,10 @@ impl GatewayConfig {
             "room_service.discovery = \"dns\" needs room_service.url (the names to resolve)"
         );
         let anonymous = self.anonymous_allowed()?;
+        self.auth.validate()?;
         anyhow::ensure!(
-            anonymous || self.auth.jwt_secret.as_ref().is_some_and(|s| !s.is_empty()),
-            "auth.jwt_secret is required unless anonymous access is on"
+            anonymous || self.auth.has_keys(),
+            "no key to check client tokens with: set auth.jwt_secret (HS256), or auth.public_key_file or auth.jwks_file (RS256, ES256), unless anonymous access is on"
         );
         anyhow::ensure!(self.ws.max_message_bytes >= 1024, "ws.max_message_bytes must be at least 1024");
         anyhow::ensure!(self.ws.send_queue >= 1, "ws.send_queue must be at least 1");
@@ -578,6 +618,26 @@ mod tests {
 
         config.redis.url = None;
         assert!(config.mode().is_err(), "a remote room service needs Redis");
+    }
+
+    #[test]
+    fn token_keys_fit_the_algorithm() {
+        let mut config = GatewayConfig::default();
+        config.auth.public_key_file = Some("key.pem".into());
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("need auth.algorithm"), "a key file with HS256: {error}");
+        config.auth.algorithm = JwtAlgorithm::RS256;
+        assert!(!config.anonymous_allowed().unwrap(), "a key turns anonymous access off");
+        config.validate().unwrap();
+        config.auth.jwks_file = Some("keys.json".into());
+        assert!(config.validate().unwrap_err().to_string().contains("not both"));
+
+        config.auth.public_key_file = None;
+        config.auth.jwks_file = None;
+        config.auth.jwt_secret = Some("ignored with RS256".into());
+        config.redis.url = Some("redis://127.0.0.1:6379".into());
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("no key to check client tokens with"), "{error}");
     }
 
     #[test]

@@ -246,6 +246,8 @@ const AUTH_REASONS: &[&str] = &[
     "expired",
     "not_yet_valid",
     "bad_signature",
+    "wrong_algorithm",
+    "unknown_key",
     "malformed",
     "invalid_claims",
     "timeout",

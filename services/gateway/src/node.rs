@@ -103,7 +103,7 @@ impl Gateway {
         let replay_limits = ReplayLimits { frames: config.session.replay_frames, bytes: config.session.replay_bytes };
         let bus: Arc<dyn Bus> = Arc::new(Metered::new(parts.bus));
         let gateway = Self {
-            auth: Authenticator::new(&config.auth, anonymous),
+            auth: Authenticator::new(&config.auth, anonymous).context("loading the token keys")?,
             admission: Admission::new(&config)?,
             subscriptions: Subscriptions::new(bus.clone()),
             registry: Registry::new(node_id.clone(), replay_limits),

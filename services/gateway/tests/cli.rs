@@ -36,7 +36,7 @@ fn token_mints_what_the_gateway_accepts() {
     let token = String::from_utf8(output.stdout).unwrap();
     let mut config = GatewayConfig::default();
     config.auth.jwt_secret = Some("cli-secret".into());
-    let identity = Authenticator::new(&config.auth, false).authenticate(Some(token.trim())).unwrap();
+    let identity = Authenticator::new(&config.auth, false).unwrap().authenticate(Some(token.trim())).unwrap();
     assert_eq!((identity.identity.as_str(), identity.name.as_deref()), ("alice", Some("Alice")));
     assert!(identity.may_join("demo") && !identity.may_join("other"));
 }
@@ -75,6 +75,6 @@ fn the_config_file_may_come_from_the_environment() {
     let mut config = GatewayConfig::default();
     config.auth.jwt_secret = Some("from-file".into());
     let token = String::from_utf8(output.stdout).unwrap();
-    assert!(Authenticator::new(&config.auth, false).authenticate(Some(token.trim())).unwrap().may_join("any"));
+    assert!(Authenticator::new(&config.auth, false).unwrap().authenticate(Some(token.trim())).unwrap().may_join("any"));
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -44,4 +44,5 @@ mod routing;
 mod server_api;
 mod slow_consumer;
 mod tls;
+mod tokens;
 mod welcome;

@@ -1,8 +1,15 @@
 //! Client authentication: JWTs minted by the application's backend (HS256 with a shared
-//! secret), or anonymous access in embedded development setups.
+//! secret, or RS256/ES256 checked with public keys, see [`keys`]), or anonymous access
+//! in embedded development setups.
+
+pub mod keys;
+
+use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use keys::VerifyingKey;
+pub use keys::{JwtAlgorithm, KeyError};
 use protocol::names::validate_room_name;
 pub use protocol::token::{Claims, mint};
 
@@ -61,6 +68,10 @@ pub enum AuthError {
     NotYetValid,
     #[error("the token's signature is invalid")]
     BadSignature,
+    #[error("the token is signed with {got}, but this gateway only accepts {expected}")]
+    WrongAlgorithm { got: String, expected: String },
+    #[error("the token names a key (kid {0:?}) this gateway does not have")]
+    UnknownKey(String),
     #[error("the token is malformed: {0}")]
     Malformed(String),
     #[error("the token's claims are invalid: {0}")]
@@ -75,38 +86,52 @@ impl AuthError {
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::BadSignature => "bad_signature",
+            Self::WrongAlgorithm { .. } => "wrong_algorithm",
+            Self::UnknownKey(_) => "unknown_key",
             Self::Malformed(_) => "malformed",
             Self::InvalidClaims(_) => "invalid_claims",
         }
     }
 }
 
-/// Checks tokens against the configured secret.
+/// Checks tokens against the configured keys, with the configured algorithm only.
 pub struct Authenticator {
-    /// The configured secret's key, then, while anonymous access is on, the key of
-    /// this process's development secret.
-    keys: Vec<DecodingKey>,
-    /// A random secret made at start-up for development tokens, only while anonymous
-    /// access is on. Never the configured secret: development tokens must not be valid
-    /// anywhere else.
-    dev_secret: Option<String>,
+    algorithm: Algorithm,
+    keys: Vec<VerifyingKey>,
     validation: Validation,
+    /// While anonymous access is on: development tokens (see [`Self::mint_dev_token`]).
+    dev: Option<DevKey>,
     anonymous: bool,
 }
 
+/// A random HS256 secret made at start-up for development tokens. Never the configured
+/// secret: development tokens must not be valid anywhere else.
+struct DevKey {
+    secret: String,
+    key: DecodingKey,
+    validation: Validation,
+}
+
 impl Authenticator {
-    pub fn new(config: &AuthConfig, anonymous: bool) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = config.leeway.as_secs();
-        validation.validate_nbf = true;
-        let dev_secret = anonymous.then(|| format!("dev-{:032x}", rand::random::<u128>()));
-        let keys = config
-            .jwt_secret
-            .iter()
-            .chain(dev_secret.iter())
-            .map(|secret| DecodingKey::from_secret(secret.as_bytes()))
-            .collect();
-        Self { keys, dev_secret, validation, anonymous }
+    pub fn new(config: &AuthConfig, anonymous: bool) -> Result<Self, KeyError> {
+        let algorithm = config.algorithm;
+        let keys = match (algorithm, &config.public_key_file, &config.jwks_file) {
+            (JwtAlgorithm::HS256, _, _) => config
+                .jwt_secret
+                .iter()
+                .map(|secret| VerifyingKey { kid: None, key: DecodingKey::from_secret(secret.as_bytes()) })
+                .collect(),
+            (_, Some(path), _) => vec![keys::from_pem_file(path, algorithm)?],
+            (_, None, Some(path)) => keys::from_jwks_file(path, algorithm)?,
+            (_, None, None) => Vec::new(),
+        };
+        let dev = anonymous.then(|| {
+            let secret = format!("dev-{:032x}", rand::random::<u128>());
+            let key = DecodingKey::from_secret(secret.as_bytes());
+            DevKey { key, secret, validation: validation(Algorithm::HS256, Duration::ZERO) }
+        });
+        let algorithm = algorithm.algorithm();
+        Ok(Self { algorithm, keys, validation: validation(algorithm, config.leeway), dev, anonymous })
     }
 
     pub fn anonymous_allowed(&self) -> bool {
@@ -117,7 +142,7 @@ impl Authenticator {
     /// connect and join any room anyway, so this grants nothing new). It is signed with
     /// this process's development secret and is valid on this gateway only.
     pub fn mint_dev_token(&self, claims: &Claims) -> Option<String> {
-        self.dev_secret.as_deref().map(|secret| mint(secret, claims))
+        self.dev.as_ref().map(|dev| mint(&dev.secret, claims))
     }
 
     /// Authenticates a connection from the token it presented, if any.
@@ -125,17 +150,50 @@ impl Authenticator {
         let Some(token) = token.filter(|token| !token.is_empty()) else {
             return if self.anonymous { Ok(anonymous_identity()) } else { Err(AuthError::Missing) };
         };
+        // An unreadable header, or one naming an algorithm nobody supports (`none`).
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(format!("header: {e}")))?;
+        // The header names the algorithm and maybe the key; neither is trusted, they
+        // only pick among what the configuration allows.
+        let mut candidates: Vec<(&DecodingKey, &Validation)> = Vec::new();
+        if header.alg == self.algorithm {
+            let named = |key: &&VerifyingKey| match (&header.kid, &key.kid) {
+                (Some(wanted), Some(kid)) => wanted == kid,
+                _ => true,
+            };
+            candidates.extend(self.keys.iter().filter(named).map(|key| (&key.key, &self.validation)));
+            if candidates.is_empty()
+                && let Some(kid) = &header.kid
+            {
+                return Err(AuthError::UnknownKey(kid.clone()));
+            }
+        }
+        if let Some(dev) = self.dev.as_ref().filter(|_| header.alg == Algorithm::HS256) {
+            candidates.push((&dev.key, &dev.validation));
+        }
+        if candidates.is_empty() {
+            let expected = format!("{:?}", self.algorithm);
+            return Err(AuthError::WrongAlgorithm { got: format!("{:?}", header.alg), expected });
+        }
         // The signature is checked before the claims, so only the key that signed the
         // token can report anything but a bad signature.
         let mut outcome = Err(AuthError::BadSignature);
-        for key in &self.keys {
-            outcome = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| auth_error(&e));
+        for (key, validation) in candidates {
+            outcome = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| auth_error(&e));
             if !matches!(outcome, Err(AuthError::BadSignature)) {
                 break;
             }
         }
         identity_from(outcome?.claims)
     }
+}
+
+/// What every token must satisfy besides its signature: `exp` present and not past,
+/// `nbf` not in the future, both with `leeway` for clocks that disagree.
+fn validation(algorithm: Algorithm, leeway: Duration) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = leeway.as_secs();
+    validation.validate_nbf = true;
+    validation
 }
 
 fn auth_error(error: &jsonwebtoken::errors::Error) -> AuthError {
@@ -185,7 +243,7 @@ mod tests {
 
     fn authenticator(anonymous: bool) -> Authenticator {
         let config = AuthConfig { jwt_secret: Some(SECRET.into()), ..AuthConfig::default() };
-        Authenticator::new(&config, anonymous)
+        Authenticator::new(&config, anonymous).unwrap()
     }
 
     #[test]
@@ -223,7 +281,7 @@ mod tests {
         let identity = authenticator(true).authenticate(None).unwrap();
         assert!(identity.identity.starts_with("anon-"));
         assert!(identity.may_join("anything"));
-        let dev = Authenticator::new(&AuthConfig::default(), true);
+        let dev = Authenticator::new(&AuthConfig::default(), true).unwrap();
         let claims = Claims::new("dev", vec!["r".into()], Duration::from_secs(60));
         let token = dev.mint_dev_token(&claims).unwrap();
         assert_eq!(dev.authenticate(Some(&token)).unwrap().identity, "dev", "dev tokens are accepted");
