@@ -10,6 +10,39 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// A certificate and its key, as PEM files, for a service that serves TLS itself. Off
+/// unless both are set.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some()
+    }
+
+    /// Both files or neither.
+    pub fn validate(&self, section: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.cert_file.is_some() == self.key_file.is_some(),
+            "{section}.cert_file and {section}.key_file go together"
+        );
+        Ok(())
+    }
+
+    /// The certificate chain and the key, as read from their files.
+    pub fn read(&self) -> anyhow::Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let (Some(cert_file), Some(key_file)) = (&self.cert_file, &self.key_file) else { return Ok(None) };
+        let read = |path: &Path| std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()));
+        Ok(Some((read(cert_file)?, read(key_file)?)))
+    }
+}
+
 /// Where one service reads its configuration from.
 pub struct Sources<'a, C> {
     /// Environment prefix, e.g. `GATEWAY_`: `GATEWAY_REDIS__URL` sets `redis.url`.

@@ -32,6 +32,7 @@ use cluster_proto::room::room_service_client::RoomServiceClient;
 use gateway::GatewayConfig;
 use gateway::auth::{Claims, mint};
 use protocol::client::Client;
+use room_service::grpc::Access;
 use room_service::sessions::redis::RedisSessionStore;
 use room_service::store::redis::RedisRoomStore;
 use room_service::{Rooms, RoomsConfig};
@@ -109,9 +110,20 @@ impl TestCluster {
     }
 
     pub async fn redis_with(gateways: usize, rooms: RoomsConfig, tweak: impl Fn(&mut GatewayConfig)) -> Self {
+        Self::redis_with_access(gateways, rooms, Access::default(), tweak).await
+    }
+
+    /// Like [`TestCluster::redis_with`], with a room service that demands `access` (an
+    /// API secret, TLS): `tweak` gives the gateways what they need for it.
+    pub async fn redis_with_access(
+        gateways: usize,
+        rooms: RoomsConfig,
+        access: Access,
+        tweak: impl Fn(&mut GatewayConfig),
+    ) -> Self {
         let redis = RedisServer::start().await;
         let redis_config = RedisConfig { url: Some(redis.url()), ..RedisConfig::default() };
-        let room_service = start_room_service(&redis_config, rooms).await;
+        let room_service = start_room_service(&redis_config, rooms, access).await;
         let mut nodes = Vec::with_capacity(gateways);
         for index in 0..gateways {
             let mut config = base_config();
@@ -161,6 +173,11 @@ impl TestCluster {
         Client::connect(&self.ws_url(index), Some(&self.token(identity, rooms))).await.expect("connect to a gateway")
     }
 
+    /// The room service's gRPC address.
+    pub fn room_service_addr(&self) -> SocketAddr {
+        self.room_service.as_ref().expect("this cluster runs a separate room service").addr
+    }
+
     /// A gRPC client of the room service (the server API an application's backend uses).
     pub async fn room_service_client(&self) -> RoomServiceClient<Channel> {
         let addr = self.room_service.as_ref().expect("this cluster runs a separate room service").addr;
@@ -197,7 +214,7 @@ async fn start_gateway(config: GatewayConfig) -> Node {
 /// How often the test room service's janitor sweeps (the production default is 2 s).
 pub const JANITOR_PERIOD: Duration = Duration::from_millis(250);
 
-async fn start_room_service(redis: &RedisConfig, rooms: RoomsConfig) -> Node {
+async fn start_room_service(redis: &RedisConfig, rooms: RoomsConfig, access: Access) -> Node {
     let store = RedisRoomStore::connect(redis).await.expect("room store connects to Redis");
     let sessions = RedisSessionStore::connect(redis).await.expect("session store connects to Redis");
     let rooms = Arc::new(Rooms::new(Arc::new(store), "rs-test", rooms));
@@ -206,7 +223,7 @@ async fn start_room_service(redis: &RedisConfig, rooms: RoomsConfig) -> Node {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
     let addr = listener.local_addr().expect("local address");
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(room_service::grpc::serve(rooms, None, listener, async move {
+    let task = tokio::spawn(room_service::grpc::serve(rooms, access, listener, async move {
         let _ = stopped.await;
     }));
     Node { addr, stop: Some(stop), task }

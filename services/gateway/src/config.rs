@@ -34,7 +34,7 @@ pub struct GatewayConfig {
     pub demo_page: bool,
     /// TLS served by the gateway itself (docs/security.md); off unless both files are
     /// set.
-    pub tls: TlsConfig,
+    pub tls: common::config::TlsConfig,
     pub ws: WsConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
@@ -61,7 +61,7 @@ impl Default for GatewayConfig {
             log_json: false,
             telemetry: common::telemetry::TelemetryConfig::with_admin_port(9080),
             demo_page: true,
-            tls: TlsConfig::default(),
+            tls: common::config::TlsConfig::default(),
             ws: WsConfig::default(),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
@@ -77,17 +77,6 @@ impl Default for GatewayConfig {
             janitor: room_service::config::JanitorConfig::default(),
         }
     }
-}
-
-/// A certificate and its key, as PEM files. For deployments without a TLS-terminating
-/// ingress or load balancer in front of the gateways.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TlsConfig {
-    /// The certificate chain, leaf first.
-    pub cert_file: Option<PathBuf>,
-    /// Its private key (PKCS#8, PKCS#1 or SEC1).
-    pub key_file: Option<PathBuf>,
 }
 
 /// WebSocket settings.
@@ -295,6 +284,12 @@ pub struct RoomServiceClientConfig {
     pub url: Option<String>,
     /// Sent as `authorization: Bearer <api_secret>` when set.
     pub api_secret: Option<String>,
+    /// Call the room service over TLS, trusting the certificates this CA (PEM) signed.
+    /// Unset: plain gRPC.
+    pub tls_ca_file: Option<PathBuf>,
+    /// With TLS: the name the room service's certificate must carry. Unset: the host
+    /// of each URL (discovered replicas are IP addresses, so set it with discovery).
+    pub tls_server_name: Option<String>,
     /// Deadline of each call.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -314,6 +309,8 @@ impl Default for RoomServiceClientConfig {
         Self {
             url: None,
             api_secret: None,
+            tls_ca_file: None,
+            tls_server_name: None,
             timeout: Duration::from_secs(3),
             attempts: 3,
             discovery: Discovery::Static,
@@ -564,10 +561,7 @@ impl GatewayConfig {
             limits.max_connections >= 1 && limits.max_http_connections >= 1,
             "limits.max_connections and limits.max_http_connections must be at least 1"
         );
-        anyhow::ensure!(
-            self.tls.cert_file.is_some() == self.tls.key_file.is_some(),
-            "tls.cert_file and tls.key_file go together"
-        );
+        self.tls.validate("tls")?;
         anyhow::ensure!(
             limits.connections_per_ip_per_second == 0 || limits.connection_burst_per_ip >= 1,
             "limits.connection_burst_per_ip must be at least 1"

@@ -80,12 +80,7 @@ impl Gateway {
                     Arc::new(RedisSessionStore::connect(&config.redis).await.context("connecting the session store")?);
                 let (rooms, local_rooms): (Arc<dyn RoomApi>, _) = if mode == Mode::Cluster {
                     let client = &config.room_service;
-                    let api = GrpcRoomApi::new(
-                        discovery::start(client).context("finding the room service")?,
-                        client.api_secret.as_deref(),
-                        client.timeout,
-                        client.attempts,
-                    )?;
+                    let api = GrpcRoomApi::new(discovery::start(client).context("finding the room service")?, client)?;
                     (Arc::new(api), None)
                 } else {
                     let store =

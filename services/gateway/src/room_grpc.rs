@@ -11,6 +11,7 @@
 //!   marker;
 //! - `members` and the health check only read.
 
+use anyhow::Context;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,14 +27,28 @@ use tokio::time::Instant;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tower::Layer;
 
+use crate::config::RoomServiceClientConfig;
 use crate::discovery::Replicas;
 use crate::room_api::RoomApi;
+
+/// TLS to the room service: its certificate checked against `room_service.tls_ca_file`,
+/// for the name `room_service.tls_server_name` (else the URL's host).
+fn client_tls(config: &RoomServiceClientConfig) -> anyhow::Result<Option<ClientTlsConfig>> {
+    let Some(ca_file) = &config.tls_ca_file else { return Ok(None) };
+    let ca =
+        std::fs::read(ca_file).with_context(|| format!("reading room_service.tls_ca_file {}", ca_file.display()))?;
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+    if let Some(name) = &config.tls_server_name {
+        tls = tls.domain_name(name.clone());
+    }
+    Ok(Some(tls))
+}
 
 /// How long a replica that failed a call is passed over.
 const PASS_OVER: Duration = Duration::from_secs(1);
@@ -49,6 +64,8 @@ pub struct GrpcRoomApi {
     attempts: usize,
     secret: Option<MetadataValue<Ascii>>,
     timeout: Duration,
+    /// TLS to the replicas, when `room_service.tls_ca_file` is set.
+    tls: Option<ClientTlsConfig>,
 }
 
 /// Where the replicas are, and a client for each.
@@ -71,22 +88,20 @@ impl GrpcRoomApi {
     /// Clients of the replicas `discovered` lists, connecting on first use (so a
     /// gateway starts while the room service is still starting); every call gets
     /// `timeout`, and up to `attempts` tries on as many replicas.
-    pub fn new(
-        discovered: Replicas,
-        api_secret: Option<&str>,
-        timeout: Duration,
-        attempts: usize,
-    ) -> anyhow::Result<Self> {
-        let secret = api_secret
+    pub fn new(discovered: Replicas, config: &RoomServiceClientConfig) -> anyhow::Result<Self> {
+        let secret = config
+            .api_secret
+            .as_ref()
             .map(|secret| format!("Bearer {secret}").parse())
             .transpose()
             .map_err(|_| anyhow::anyhow!("room_service.api_secret must be printable ASCII"))?;
         let api = Self {
             replicas: Mutex::new(Pool { discovered, clients: Arc::from([]) }),
             next: AtomicUsize::new(0),
-            attempts: attempts.max(1),
+            attempts: config.attempts.max(1),
             secret,
-            timeout,
+            timeout: config.timeout,
+            tls: client_tls(config)?,
         };
         let mut replicas = lock(&api.replicas);
         let urls = replicas.discovered.borrow_and_update().clone();
@@ -122,11 +137,14 @@ impl GrpcRoomApi {
     }
 
     fn replica(&self, url: &str) -> anyhow::Result<Arc<Replica>> {
-        let channel = Endpoint::from_shared(url.to_string())?
-            .connect_timeout(self.timeout)
-            .timeout(self.timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let mut endpoint = Endpoint::from_shared(url.to_string())?;
+        if let Some(tls) = &self.tls {
+            // Discovery yields `http://` URLs of pod addresses: with TLS on, every
+            // replica is dialed with it.
+            let https = url.strip_prefix("http://").map_or_else(|| url.to_string(), |rest| format!("https://{rest}"));
+            endpoint = Endpoint::from_shared(https)?.tls_config(tls.clone())?;
+        }
+        let channel = endpoint.connect_timeout(self.timeout).timeout(self.timeout).tcp_nodelay(true).connect_lazy();
         let traced = GrpcTelemetryLayer::new(Side::Client, room_service::grpc::METHODS).layer(channel);
         Ok(Arc::new(Replica {
             url: url.to_string(),

@@ -9,7 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::TlsConfig;
+use common::config::TlsConfig;
 
 /// The acceptor for the configured certificate, or `None` when TLS is off.
 pub fn acceptor(config: &TlsConfig) -> anyhow::Result<Option<TlsAcceptor>> {

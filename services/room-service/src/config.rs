@@ -19,6 +19,8 @@ pub struct RoomServiceConfig {
     pub node_id: Option<String>,
     /// When set, gRPC callers must send `authorization: Bearer <api_secret>`.
     pub api_secret: Option<String>,
+    /// TLS on the gRPC port (docs/security.md); off unless both files are set.
+    pub tls: common::config::TlsConfig,
     /// Log one JSON object per line instead of text.
     pub log_json: bool,
     /// Logs, metrics and traces (docs/observability.md).
@@ -50,6 +52,7 @@ impl Default for RoomServiceConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             node_id: None,
             api_secret: None,
+            tls: common::config::TlsConfig::default(),
             log_json: false,
             telemetry: common::telemetry::TelemetryConfig::with_admin_port(9070),
             rooms: RoomsConfig::default(),
@@ -96,6 +99,7 @@ impl RoomServiceConfig {
             "redis.url is required: the room service keeps its state in Redis (the in-memory store runs only inside a gateway in embedded mode)"
         );
         anyhow::ensure!(self.rooms.default_capacity >= 1, "rooms.default_capacity must be at least 1");
+        self.tls.validate("tls")?;
         Ok(())
     }
 }

@@ -17,18 +17,32 @@ use crate::Rooms;
 /// How often the health service re-checks the room store.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Who may call the room service: those who present the API secret, over TLS if
+/// configured.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// When set, every RoomService call must carry the metadata
+    /// `authorization: Bearer <secret>`; the health service is open, for probes.
+    pub api_secret: Option<String>,
+    /// The certificate and key (PEM) to serve TLS with.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
+}
+
 /// Serves the room service on `listener` until `shutdown` resolves.
-///
-/// With `api_secret` set, every RoomService call must carry the metadata
-/// `authorization: Bearer <secret>`; the health service is open, for probes.
 pub async fn serve(
     rooms: Arc<Rooms>,
-    api_secret: Option<String>,
+    access: Access,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let mut server = tonic::transport::Server::builder();
+    if let Some((cert, key)) = &access.tls {
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health_task = tokio::spawn(report_health(rooms.clone(), reporter));
+    let api_secret = access.api_secret;
     let check_secret = move |request: Request<()>| authorize(api_secret.as_deref(), request);
     let service = RoomServiceServer::with_interceptor(RoomApi { rooms }, check_secret);
     // Replies are small and latency-bound: no Nagle delay behind the previous one.
@@ -38,7 +52,7 @@ pub async fn serve(
         }
         accepted
     });
-    let result = tonic::transport::Server::builder()
+    let result = server
         .layer(GrpcTelemetryLayer::new(Side::Server, METHODS))
         .add_service(health_service)
         .add_service(service)

@@ -32,8 +32,10 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding the gRPC address {}", config.listen))?;
-    tracing::info!(node_id, listen = %listener.local_addr()?, "room service ready");
-    let served = grpc::serve(rooms, config.api_secret.clone(), listener, common::shutdown::signal()).await;
+    let access = grpc::Access { api_secret: config.api_secret.clone(), tls: config.tls.read()? };
+    let scheme = if config.tls.enabled() { "https" } else { "http" };
+    tracing::info!(node_id, listen = %listener.local_addr()?, scheme, "room service ready");
+    let served = grpc::serve(rooms, access, listener, common::shutdown::signal()).await;
     janitor.abort();
     sampler.abort();
     tracing::info!("room service stopped");

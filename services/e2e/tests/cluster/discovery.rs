@@ -37,7 +37,7 @@ impl Pod {
         let store = RedisRoomStore::connect(redis).await.expect("room store connects");
         let rooms = Arc::new(Rooms::new(Arc::new(store), "rs-pod", RoomsConfig::default()));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(room_service::grpc::serve(rooms, None, listener, async move {
+        let task = tokio::spawn(room_service::grpc::serve(rooms, Default::default(), listener, async move {
             let _ = stopped.await;
         }));
         Self { stop, task }
@@ -96,7 +96,8 @@ async fn replicas_follow_the_endpoint_slices_and_calls_keep_succeeding() {
         ..RoomServiceClientConfig::default()
     };
     let replicas = discovery::start(&config).expect("discovery starts");
-    let api = Arc::new(GrpcRoomApi::new(replicas.clone(), None, Duration::from_secs(2), 1).expect("client"));
+    let one_try_each = RoomServiceClientConfig { timeout: Duration::from_secs(2), attempts: 1, ..config.clone() };
+    let api = Arc::new(GrpcRoomApi::new(replicas.clone(), &one_try_each).expect("client"));
     expect_replicas(&replicas, std::slice::from_ref(&a)).await;
 
     // Joins and leaves without pause while the endpoints change, each tried once.

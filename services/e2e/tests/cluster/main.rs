@@ -34,6 +34,7 @@ mod bystanders;
 mod capacity;
 mod connection_limits;
 mod discovery;
+mod grpc_access;
 mod isolation;
 mod mesh;
 mod negotiation;
