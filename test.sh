@@ -27,6 +27,8 @@ have redis-server || missing+=(redis-server)
 have chromium || missing+=(chromium)
 have chromedriver || missing+=(chromium-driver)
 have ip || missing+=(iproute2)
+# libFuzzer (services/fuzz, built with the workspace) is C++.
+have c++ || missing+=(g++)
 have prometheus && have promtool || missing+=(prometheus)
 have yamllint || missing+=(yamllint)
 # kubectl (with its built-in kustomize) renders the manifests in k8s/; Debian's own

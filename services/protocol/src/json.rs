@@ -33,15 +33,30 @@ impl JsonData {
         self.0.get()
     }
 
+    /// The value as a tree, for data a client received (which it read as a tree, so this
+    /// cannot fail). Raw text from elsewhere may be valid JSON that no tree can hold, a
+    /// number beyond f64 such as `1E400`; see [`JsonData::try_to_value`].
     pub fn to_value(&self) -> serde_json::Value {
-        serde_json::from_str(self.0.get()).expect("JsonData always holds valid JSON")
+        self.try_to_value().expect("JsonData read by a client always fits a serde_json::Value")
+    }
+
+    /// The value as a tree, or why it cannot be one (a number beyond f64).
+    pub fn try_to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(self.0.get())
     }
 }
 
 impl PartialEq for JsonData {
-    /// Compares values, not texts: `{"a": 1}` equals `{"a":1}`.
+    /// Compares values, not texts: `{"a": 1}` equals `{"a":1}`. Values no tree can hold
+    /// are equal only as identical texts.
     fn eq(&self, other: &Self) -> bool {
-        self.to_value() == other.to_value()
+        if self.as_str() == other.as_str() {
+            return true;
+        }
+        match (self.try_to_value(), other.try_to_value()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
     }
 }
 
@@ -127,6 +142,15 @@ mod tests {
         assert!(RequestId::from_raw(&raw("1.5")).is_err());
         assert!(RequestId::from_raw(&raw("{}")).is_err());
         assert!(RequestId::from_raw(&raw(&format!("\"{}\"", "x".repeat(65)))).is_err());
+    }
+
+    #[test]
+    fn numbers_no_tree_holds_are_kept_and_compared_as_text() {
+        let huge = JsonData::from_raw(&RawValue::from_string("{\"n\":1E400}".into()).unwrap());
+        assert!(huge.try_to_value().is_err(), "beyond f64");
+        assert_eq!(huge.as_str(), "{\"n\":1E400}");
+        assert_eq!(huge, huge.clone());
+        assert_ne!(huge, JsonData::from_value(&serde_json::json!({"n": 1})));
     }
 
     #[test]

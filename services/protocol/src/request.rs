@@ -79,14 +79,17 @@ pub struct RequestFrame {
 }
 
 impl RequestFrame {
-    /// The JSON text of the frame.
+    /// The JSON text of the frame. Application data (`data`, `metadata`) goes out as
+    /// the exact text it came as: going through `serde_json::Value` would round numbers
+    /// beyond f64 (a fuzzer found `22222222222222222222222222222222222222222222222222221`
+    /// becoming `2.2222222222222222e52`).
     pub fn to_json(&self) -> String {
-        let mut value = serde_json::to_value(&self.request).expect("requests always serialize");
-        if let (Some(id), Some(object)) = (&self.id, value.as_object_mut()) {
-            let id = serde_json::from_str(id.as_json()).expect("request ids are valid JSON");
-            object.insert("id".to_string(), id);
+        let text = serde_json::to_string(&self.request).expect("requests always serialize");
+        match &self.id {
+            // Every request serializes to an object with at least its `type`.
+            Some(id) => format!("{{\"id\":{},{}", id.as_json(), &text[1..]),
+            None => text,
         }
-        value.to_string()
     }
 
     /// Only the `id` of a frame, if it is a JSON object with a valid one: what a refusal
@@ -97,8 +100,7 @@ impl RequestFrame {
             #[serde(borrow)]
             id: Option<&'a serde_json::value::RawValue>,
         }
-        // serde would also read a struct from an array (`[7]`): only objects count.
-        if !text.trim_start().starts_with('{') {
+        if !looks_like_object(text) {
             return None;
         }
         let frame: IdOnly<'_> = serde_json::from_str(text).ok()?;
@@ -108,6 +110,9 @@ impl RequestFrame {
     /// Parses one text frame. Unknown fields are ignored, so that clients written for a
     /// later minor revision still work; an unknown `type` is an error.
     pub fn parse(text: &str) -> Result<Self, RequestParseError> {
+        if !looks_like_object(text) && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+            return Err(RequestParseError::without_id("invalid request: a request is a JSON object".into()));
+        }
         let raw: RawFrame<'_> = serde_json::from_str(text).map_err(|e| RequestParseError::without_id(describe(&e)))?;
         let id = raw.id.map(RequestId::from_raw).transpose().map_err(RequestParseError::without_id)?;
         let fail = |message: String| RequestParseError { id: id.clone(), code: ErrorCode::BadRequest, message };
@@ -175,6 +180,12 @@ fn required<T>(value: Option<T>, ty: &str, field: &str) -> Result<T, String> {
     value.ok_or_else(|| format!("missing field `{field}` in {ty:?}"))
 }
 
+/// Whether the text starts like a JSON object. Needed because serde also reads a struct
+/// from an array of its fields in order: `["ping"]` would be a ping (a fuzzer found it).
+fn looks_like_object(text: &str) -> bool {
+    text.trim_start().starts_with('{')
+}
+
 fn describe(error: &serde_json::Error) -> String {
     use serde_json::error::Category;
     match error.classify() {
@@ -198,6 +209,16 @@ mod tests {
         let Request::Signal { room, to, kind, data } = frame.request else { panic!("not a signal") };
         assert_eq!((room.as_str(), to.as_str(), kind.as_str()), ("r", "p2", "offer"));
         assert_eq!(data.as_str(), r#"{"sdp":"v=0\r\n"}"#);
+    }
+
+    #[test]
+    fn only_objects_are_requests() {
+        let refused = RequestFrame::parse(r#"["ping"]"#).unwrap_err();
+        assert_eq!(refused.message, "invalid request: a request is a JSON object");
+        assert_eq!(refused.id, None);
+        assert!(RequestFrame::parse(r#"["",null,"r"]"#).is_err());
+        assert!(RequestFrame::parse(" \n{\"type\":\"ping\"}").is_ok(), "whitespace first is fine");
+        assert!(RequestFrame::parse("[1,").is_err());
     }
 
     #[test]
