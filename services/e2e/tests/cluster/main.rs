@@ -42,6 +42,7 @@ mod probes;
 mod processes;
 mod rate_limits;
 mod routing;
+mod routing_properties;
 mod server_api;
 mod slow_consumer;
 mod tls;
