@@ -116,6 +116,11 @@ impl RequestFrame {
         let raw: RawFrame<'_> = serde_json::from_str(text).map_err(|e| RequestParseError::without_id(describe(&e)))?;
         let id = raw.id.map(RequestId::from_raw).transpose().map_err(RequestParseError::without_id)?;
         let fail = |message: String| RequestParseError { id: id.clone(), code: ErrorCode::BadRequest, message };
+        for (field, value) in [("data", raw.data), ("metadata", raw.metadata)] {
+            if let Some(problem) = value.and_then(|value| unreadable_for_receivers(value.get())) {
+                return Err(fail(format!("`{field}` {problem}")));
+            }
+        }
         let ty = raw.ty.as_deref().ok_or_else(|| fail("missing field `type`".into()))?;
         let request = match ty {
             "auth" => Request::Auth { token: required(raw.token, ty, "token").map_err(fail)? },
@@ -180,6 +185,49 @@ fn required<T>(value: Option<T>, ty: &str, field: &str) -> Result<T, String> {
     value.ok_or_else(|| format!("missing field `{field}` in {ty:?}"))
 }
 
+/// How deep application JSON (`data`, `metadata`) may nest. The gateway itself never
+/// parses it into a tree, but receivers do, and many parsers recurse: deeper data is
+/// refused rather than relayed to them (serde_json, for one, stops at 128).
+pub const MAX_NESTING: usize = 32;
+
+/// What in valid JSON `text` the receivers' parsers could not read, though the gateway
+/// would relay it untouched: nesting deeper than [`MAX_NESTING`], or a number beyond a
+/// 64-bit float (`1E400`; JavaScript reads it as `Infinity`, serde_json not at all). One
+/// pass over the bytes, skipping strings.
+fn unreadable_for_receivers(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut in_string, mut escaped, mut at) = (0usize, false, false, 0);
+    while at < bytes.len() {
+        let byte = bytes[at];
+        at += 1;
+        match (in_string, byte) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') => in_string = false,
+            (true, _) => {}
+            (false, b'"') => in_string = true,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(format!("is nested deeper than {MAX_NESTING} levels"));
+                }
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            (false, b'-' | b'0'..=b'9') => {
+                let start = at - 1;
+                while at < bytes.len() && matches!(bytes[at], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') {
+                    at += 1;
+                }
+                if text[start..at].parse::<f64>().is_ok_and(f64::is_infinite) {
+                    return Some(format!("holds a number beyond a 64-bit float: {}", &text[start..at]));
+                }
+            }
+            (false, _) => {}
+        }
+    }
+    None
+}
+
 /// Whether the text starts like a JSON object. Needed because serde also reads a struct
 /// from an array of its fields in order: `["ping"]` would be a ping (a fuzzer found it).
 fn looks_like_object(text: &str) -> bool {
@@ -209,6 +257,25 @@ mod tests {
         let Request::Signal { room, to, kind, data } = frame.request else { panic!("not a signal") };
         assert_eq!((room.as_str(), to.as_str(), kind.as_str()), ("r", "p2", "offer"));
         assert_eq!(data.as_str(), r#"{"sdp":"v=0\r\n"}"#);
+    }
+
+    #[test]
+    fn application_data_is_readable_by_receivers() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let broadcast = |data: &str| format!(r#"{{"type":"broadcast","id":1,"room":"r","data":{data}}}"#);
+        assert!(RequestFrame::parse(&broadcast(&nested(MAX_NESTING))).is_ok());
+        let refused = RequestFrame::parse(&broadcast(&nested(MAX_NESTING + 1))).unwrap_err();
+        assert_eq!(refused.message, "`data` is nested deeper than 32 levels");
+        assert_eq!(refused.id.unwrap().as_json(), "1");
+        let join = format!(r#"{{"type":"join","room":"r","metadata":{{"a":{}}}}}"#, nested(40));
+        assert!(RequestFrame::parse(&join).unwrap_err().message.contains("`metadata`"));
+        let huge = RequestFrame::parse(&broadcast(r#"{"n":[1,-2.5e3,1E400]}"#)).unwrap_err();
+        assert_eq!(huge.message, "`data` holds a number beyond a 64-bit float: 1E400");
+        let long_but_finite = format!("{}1", "2".repeat(60));
+        assert!(RequestFrame::parse(&broadcast(&long_but_finite)).is_ok(), "rounded, but readable");
+        // Brackets inside strings, escaped quotes included, do not count.
+        let in_strings = broadcast(&format!(r#"{{"s":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100)));
+        assert!(RequestFrame::parse(&in_strings).is_ok());
     }
 
     #[test]

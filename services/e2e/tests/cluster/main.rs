@@ -35,6 +35,7 @@ mod capacity;
 mod connection_limits;
 mod discovery;
 mod grpc_access;
+mod hostile;
 mod isolation;
 mod mesh;
 mod negotiation;
