@@ -80,7 +80,7 @@ async fn attacks_get_their_answers_and_healthy_clients_carry_on() {
     let (count, baseline_median, baseline_max) = healthy.round_trips(None).await;
     println!("baseline: median {baseline_median:?}, slowest {baseline_max:?} of {count} round trips");
 
-    let attacks: [(&str, Attack); 9] = [
+    let attacks: [(&str, Attack); 10] = [
         ("flood", flood),
         ("oversized frames", oversized),
         ("deeply nested JSON", nested),
@@ -90,12 +90,17 @@ async fn attacks_get_their_answers_and_healthy_clients_carry_on() {
         ("forged and foreign peer ids", forged_peers),
         ("expired, forged and replayed tokens", tokens),
         ("slowloris", slowloris),
+        ("a slow consumer", slow_consumer),
     ];
     for (name, attack) in attacks {
-        let url = cluster.ws_url(0);
-        let token = cluster.token(&format!("mallory-{}", name.len()), &["*"]);
-        let alice_id = healthy.alice.peer_id().to_string();
-        let running = tokio::spawn(attack(Target { url, token, alice_id, secret: e2e::SECRET }));
+        let target = Target {
+            url: cluster.ws_url(0),
+            other_url: cluster.ws_url(1),
+            token: cluster.token(&format!("mallory-{}", name.len()), &["*"]),
+            alice_id: healthy.alice.peer_id().to_string(),
+            secret: e2e::SECRET,
+        };
+        let running = tokio::spawn(attack(target));
         let (count, median, slowest) = healthy.round_trips(Some(&running)).await;
         tokio::time::timeout(Duration::from_secs(60), running)
             .await
@@ -117,10 +122,11 @@ async fn attacks_get_their_answers_and_healthy_clients_carry_on() {
     }
 }
 
-/// Where an attack goes: gateway 0, with a token for any room; `alice_id` is a healthy
-/// peer it has no room with.
+/// Where an attack goes: gateway 0 (and, for accomplices, gateway 1), with a token
+/// for any room; `alice_id` is a healthy peer it has no room with.
 struct Target {
     url: String,
+    other_url: String,
     token: String,
     alice_id: String,
     secret: &'static str,
@@ -298,5 +304,28 @@ fn slowloris(target: Target) -> futures_util::future::BoxFuture<'static, ()> {
             assert!(ended.is_ok(), "a slowloris socket outlived the handshake deadline");
             assert!(!String::from_utf8_lossy(&rest).contains(" 101 "), "never upgraded");
         }
+    })
+}
+
+/// A client stops reading while 15 others (its room is full then), on the other
+/// gateway, signal it 900 KB each (within their rate limits): its queue overflows and it
+/// is cut off with 4008, rather than its gateway buffering 14 MB for it (the suite
+/// checks the gateways' memory).
+fn slow_consumer(target: Target) -> futures_util::future::BoxFuture<'static, ()> {
+    Box::pin(async move {
+        let mut reader = mallory(&target).await;
+        reader.join("sink", None).await.unwrap();
+        let reader_id = reader.peer_id().to_string();
+        let floods = (0..15).map(|_| async {
+            let mut flooder = Client::connect(&target.other_url, Some(&target.token)).await.unwrap();
+            flooder.join("sink", None).await.unwrap();
+            for _ in 0..450 {
+                flooder.signal("sink", &reader_id, "app:bulk", json!("y".repeat(2000))).await.unwrap();
+            }
+            flooder.ping().await.unwrap();
+        });
+        futures_util::future::join_all(floods).await;
+        reader.set_reply_timeout(Duration::from_secs(30));
+        assert_eq!(reader.closed().await.unwrap().0, CloseCode::SlowConsumer.code());
     })
 }
