@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Runs `switchboard-loadtest negotiate` against a cluster started here for the run:
+# Runs a `switchboard-loadtest` scenario against a cluster started here for the run:
 # redis-server, one room service and two gateways, release builds, on loopback ports
 # (BASE_PORT, default 16300, and the next few). Everything is stopped when the run
 # ends. The numbers in docs/benchmarks.md come from it:
 #
 #   cargo build --release --bins
-#   loadtest/bench-local.sh --rooms 50 --rate 2000 --duration 20s
+#   loadtest/bench-local.sh negotiate --rooms 50 --rate 2000 --duration 20s
+#   loadtest/bench-local.sh connect --connections 10000 --rate 2000 --source-ip 127.0.0.2 --source-ip 127.0.0.3
 #
-# Arguments go to `negotiate` (loadtest/README.md); its report is the last line of
-# standard output.
+# The first argument names the scenario, the rest go to it (loadtest/README.md); the
+# gateways' URLs, and for `connect` their metrics URLs, are added. The report is the
+# last line of standard output.
 set -euo pipefail
+scenario=${1:?usage: loadtest/bench-local.sh negotiate|connect [ARGS...]}
+shift
+# Each connection is a file descriptor in the tester and in a gateway.
+ulimit -n 262144
 cd "$(dirname "$0")/.."
 bin=target/release
 base=${BASE_PORT:-16300}
@@ -37,7 +43,7 @@ wait_port "$redis_port"
     --listen "127.0.0.1:$room_port" --admin-listen "127.0.0.1:$room_admin" >"$logs/room.log" 2>&1 &
 pids+=($!)
 wait_port "$room_port"
-urls=()
+urls=() metrics=()
 for i in 0 1; do
     port=$((base + 10 + i)) admin=$((base + 20 + i))
     # The tester is one source address whose connections each send far more than one
@@ -46,9 +52,12 @@ for i in 0 1; do
         GATEWAY_AUTH__JWT_SECRET=$secret GATEWAY_LIMITS__CONNECTIONS_PER_IP_PER_SECOND=0 \
         GATEWAY_LIMITS__MESSAGES_PER_SECOND=1000000 GATEWAY_LIMITS__MESSAGE_BURST=1000000 \
         GATEWAY_LIMITS__BYTES_PER_SECOND=1000000000 GATEWAY_LIMITS__BYTE_BURST=1000000000 \
+        GATEWAY_LIMITS__MAX_CONNECTIONS=1000000 \
         "$bin/gateway" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" >"$logs/gateway-$i.log" 2>&1 &
     pids+=($!)
     wait_port "$port"
     urls+=(--gateway "ws://127.0.0.1:$port/ws")
+    metrics+=(--metrics "http://127.0.0.1:$admin/metrics")
 done
-"$bin/switchboard-loadtest" negotiate "${urls[@]}" --jwt-secret "$secret" "$@"
+[ "$scenario" = connect ] && urls+=("${metrics[@]}")
+"$bin/switchboard-loadtest" "$scenario" "${urls[@]}" --jwt-secret "$secret" "$@"

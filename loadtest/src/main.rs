@@ -5,6 +5,8 @@
 //!   Helm chart's `helm test` hook runs in the cluster (docs/deployment.md);
 //! - `negotiate`: rooms negotiating at a fixed rate or at saturation, with latency
 //!   histograms and message accounting (loadtest/README.md);
+//! - `connect`: many idle connections, for connect latency and the gateways' memory
+//!   per connection;
 //! - `merge`: the reports of several runs made at the same time (the pods of the
 //!   in-cluster Job, k8s/loadtest) as one.
 //!
@@ -16,6 +18,7 @@ mod histogram;
 mod merge;
 mod negotiation;
 mod scenarios;
+mod server_stats;
 mod smoke;
 mod tally;
 mod targets;
@@ -49,6 +52,11 @@ enum Command {
     /// duplicated, reordered and altered messages. Exit status 1 if any message was
     /// lost or wrong or any room failed.
     Negotiate(scenarios::negotiate::NegotiateArgs),
+    /// Ramp to --connections concurrent connections at --rate a second, each joined to a
+    /// room, and hold them for --hold. Reports connect and join latency and failures,
+    /// and with the gateways' --metrics URLs their memory per connection and CPU. Exit
+    /// status 1 if any connection failed or was lost.
+    Connect(scenarios::connect::ConnectArgs),
     /// Merge the reports of runs made at the same time (for example the pods of the
     /// in-cluster Job) into one. Reads whole logs: lines that are not reports are
     /// skipped.
@@ -61,6 +69,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Smoke(args) => Ok(smoke::run(args).await),
         Command::Negotiate(args) => scenarios::negotiate::run(args).await.map(Report::Negotiate).map(publish),
+        Command::Connect(args) => scenarios::connect::run(args).await.map(Report::Connect).map(publish),
         Command::Merge(args) => merge::run(args).map(publish),
     };
     match outcome {

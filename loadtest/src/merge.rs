@@ -34,7 +34,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<Report> {
     let Some(first) = reports.next() else {
         bail!("no report in the input: give the load tester's output (its last line is its report)");
     };
-    let merged = reports.fold(first, Report::merge);
+    let merged = reports.try_fold(first, Report::merge)?;
     eprintln!("merged {count} report(s)");
     Ok(merged)
 }

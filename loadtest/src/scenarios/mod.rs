@@ -1,6 +1,7 @@
 //! The load scenarios. Each produces a report that merges with the reports of the
 //! same scenario run at the same time elsewhere (the pods of the in-cluster Job).
 
+pub mod connect;
 pub mod negotiate;
 
 use serde::{Deserialize, Serialize};
@@ -8,28 +9,40 @@ use serde::{Deserialize, Serialize};
 /// A scenario's report: one JSON document, `scenario` naming the scenario.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "scenario", rename_all = "snake_case")]
+// One report per run: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Report {
     Negotiate(negotiate::NegotiateReport),
+    Connect(connect::ConnectReport),
 }
 
 impl Report {
     pub fn ok(&self) -> bool {
         match self {
             Report::Negotiate(report) => report.ok,
+            Report::Connect(report) => report.ok,
         }
     }
 
     pub fn summary(&self) -> String {
         match self {
             Report::Negotiate(report) => report.summary(),
+            Report::Connect(report) => report.summary(),
         }
     }
 
-    /// Adds the report of a run made at the same time. (With a second scenario, reports
-    /// of different scenarios will have to be refused here.)
-    pub fn merge(self, other: Report) -> Report {
-        let (Report::Negotiate(mut mine), Report::Negotiate(theirs)) = (self, other);
-        mine.merge(theirs);
-        Report::Negotiate(mine)
+    /// Adds the report of a run of the same scenario made at the same time.
+    pub fn merge(self, other: Report) -> anyhow::Result<Report> {
+        match (self, other) {
+            (Report::Negotiate(mut mine), Report::Negotiate(theirs)) => {
+                mine.merge(theirs);
+                Ok(Report::Negotiate(mine))
+            }
+            (Report::Connect(mut mine), Report::Connect(theirs)) => {
+                mine.merge(theirs);
+                Ok(Report::Connect(mine))
+            }
+            _ => anyhow::bail!("reports of different scenarios do not merge"),
+        }
     }
 }

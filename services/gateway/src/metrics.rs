@@ -110,6 +110,8 @@ pub fn describe() {
         counter!(UPGRADES_REFUSED, "reason" => reason).absolute(0);
     }
     counter!(ERRORS, "code" => ErrorCode::Unavailable.as_str()).absolute(0);
+    // Before the first connection too: the autoscaler scales on this series.
+    gauge!(CONNECTIONS).set(0.0);
     gauge!(DRAINING).set(0.0);
     gauge!(DRAIN_SESSIONS).set(0.0);
 }

@@ -92,6 +92,48 @@ pub enum Start {
     Resumed { gap: bool, rooms: Vec<String> },
 }
 
+/// How a client makes its socket, beyond the URL.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// The local address to connect from. A load generator spreads its connections over
+    /// several (127.0.0.2, 127.0.0.3, …) so that more of them fit the port range than one
+    /// address has ports.
+    pub local_ip: Option<std::net::IpAddr>,
+    /// Small WebSocket buffers (4 KiB to read, none to write), for many mostly idle
+    /// clients in one process: the library's default read buffer alone is 128 KiB.
+    pub small_buffers: bool,
+}
+
+impl ConnectOptions {
+    async fn open(
+        &self,
+        url: String,
+    ) -> Result<(Socket, tungstenite::handshake::client::Response), tungstenite::Error> {
+        let config = self
+            .small_buffers
+            .then(|| tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(0));
+        // TCP_NODELAY: an acknowledgement (`received`) and the request after it are two
+        // small writes in a row, and with Nagle's algorithm the second would wait for the
+        // gateway's delayed ACK (40 ms).
+        let Some(local_ip) = self.local_ip else {
+            return tokio_tungstenite::connect_async_with_config(url, config, true).await;
+        };
+        let host = url
+            .strip_prefix("ws://")
+            .and_then(|rest| rest.split('/').next())
+            .ok_or_else(|| tungstenite::Error::Url(tungstenite::error::UrlError::UnsupportedUrlScheme))?;
+        let remote = tokio::net::lookup_host(host)
+            .await?
+            .next()
+            .ok_or(tungstenite::Error::Url(tungstenite::error::UrlError::UnableToConnect(host.to_string())))?;
+        let socket = if remote.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.bind(std::net::SocketAddr::new(local_ip, 0))?;
+        let stream = socket.connect(remote).await?;
+        stream.set_nodelay(true)?;
+        tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(stream), config).await
+    }
+}
+
 /// Acknowledge received messages every this many (the server may then free them).
 const ACK_EVERY: u64 = 16;
 
@@ -104,7 +146,12 @@ impl Client {
     }
 
     pub async fn connect_with(url: &str, auth: Auth) -> Result<Self, ClientError> {
-        Self::open(url, auth, None).await.map(|(client, _)| client)
+        Self::open(url, auth, None, &ConnectOptions::default()).await.map(|(client, _)| client)
+    }
+
+    /// [`Client::connect_with`], with the socket made as `options` say.
+    pub async fn connect_with_options(url: &str, auth: Auth, options: &ConnectOptions) -> Result<Self, ClientError> {
+        Self::open(url, auth, None, options).await.map(|(client, _)| client)
     }
 
     /// Resumes the session of `resume_token` (from `welcome`), saying that `last_seq` is
@@ -116,10 +163,15 @@ impl Client {
         last_seq: u64,
         fallback: Auth,
     ) -> Result<(Self, Start), ClientError> {
-        Self::open(url, fallback, Some((resume_token, last_seq))).await
+        Self::open(url, fallback, Some((resume_token, last_seq)), &ConnectOptions::default()).await
     }
 
-    async fn open(url: &str, auth: Auth, resume: Option<(&str, u64)>) -> Result<(Self, Start), ClientError> {
+    async fn open(
+        url: &str,
+        auth: Auth,
+        resume: Option<(&str, u64)>,
+        options: &ConnectOptions,
+    ) -> Result<(Self, Start), ClientError> {
         let mut query = Vec::new();
         if let Auth::Query(token) = &auth {
             query.push(format!("token={token}"));
@@ -132,11 +184,7 @@ impl Client {
         } else {
             format!("{url}{}{}", if url.contains('?') { '&' } else { '?' }, query.join("&"))
         };
-        // TCP_NODELAY: an acknowledgement (`received`) and the request after it are two
-        // small writes in a row, and with Nagle's algorithm the second would wait for the
-        // gateway's delayed ACK (40 ms).
-        let handshake = tokio_tungstenite::connect_async_with_config(url, None, true);
-        let (socket, _response) = within(DEFAULT_REPLY_TIMEOUT, "websocket handshake", handshake).await??;
+        let (socket, _response) = within(DEFAULT_REPLY_TIMEOUT, "websocket handshake", options.open(url)).await??;
         let mut client = Self {
             socket,
             welcome: placeholder_welcome(),
