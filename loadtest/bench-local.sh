@@ -14,8 +14,10 @@
 set -euo pipefail
 scenario=${1:?usage: loadtest/bench-local.sh negotiate|connect [ARGS...]}
 shift
-# Each connection is a file descriptor in the tester and in a gateway.
-ulimit -n 262144
+# Each connection is a file descriptor in the tester and in a gateway: as many as the
+# hard limit allows (20,000 on the development machine, which caps one tester process
+# at about that many connections).
+ulimit -n "$(ulimit -Hn)"
 cd "$(dirname "$0")/.."
 bin=target/release
 base=${BASE_PORT:-16300}
