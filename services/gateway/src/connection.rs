@@ -42,7 +42,9 @@ pub async fn serve(gateway: Arc<Gateway>, socket: WebSocket, handshake: Handshak
     let closer = sender.closer().clone();
     let writer = tokio::spawn(writer::run(sink, queue, closer.clone(), gateway.config.ws.ping_interval));
     let closed = || metrics::connection_closed(closer.code().unwrap_or(CloseCode::Normal));
-    let Some(attached) = start(&gateway, handshake, &sender, &mut stream).await else {
+    // Boxed: authenticating, opening or resuming a session is over in a moment, and its
+    // future would otherwise stay part of the connection's task for the task's life.
+    let Some(attached) = Box::pin(start(&gateway, handshake, &sender, &mut stream)).await else {
         finish(writer, &mut stream).await;
         closed();
         return;

@@ -155,8 +155,13 @@ impl Session {
     async fn serve(&self, frame: RequestFrame) {
         let id = frame.id;
         let outcome = match frame.request {
-            Request::Join { room, metadata } => requests::join::handle(self, id.clone(), room, metadata).await,
-            Request::Leave { room } => requests::leave::handle(self, id.clone(), room).await,
+            // Boxed: a join or leave waits on the room service and the bus, and its large
+            // future inline would make every connection's task that large for the
+            // connection's whole life. Signals, the hot path, stay inline.
+            Request::Join { room, metadata } => {
+                Box::pin(requests::join::handle(self, id.clone(), room, metadata)).await
+            }
+            Request::Leave { room } => Box::pin(requests::leave::handle(self, id.clone(), room)).await,
             Request::Signal { room, to, kind, data } => {
                 requests::send::signal(self, id.clone(), room, to, kind, data).await
             }
