@@ -9,7 +9,7 @@
 #   loadtest/bench-local.sh connect --connections 10000 --rate 2000 --source-ip 127.0.0.2 --source-ip 127.0.0.3
 #
 # The first argument names the scenario, the rest go to it (loadtest/README.md); the
-# gateways' URLs, and for `connect` their metrics URLs, are added. The report is the
+# gateways' URLs and their metrics URLs are added. The report is the
 # last line of standard output.
 set -euo pipefail
 scenario=${1:?usage: loadtest/bench-local.sh negotiate|connect [ARGS...]}
@@ -61,5 +61,5 @@ for i in 0 1; do
     urls+=(--gateway "ws://127.0.0.1:$port/ws")
     metrics+=(--metrics "http://127.0.0.1:$admin/metrics")
 done
-[ "$scenario" = connect ] && urls+=("${metrics[@]}")
+urls+=("${metrics[@]}")
 "$bin/switchboard-loadtest" "$scenario" "${urls[@]}" --jwt-secret "$secret" "$@"

@@ -24,6 +24,26 @@ pub struct ServerStats {
     pub after: Sample,
 }
 
+/// Samples every URL, in order.
+pub async fn sample_all(urls: &[String]) -> anyhow::Result<Vec<Sample>> {
+    let mut samples = Vec::with_capacity(urls.len());
+    for url in urls {
+        samples.push(sample(url).await?);
+    }
+    Ok(samples)
+}
+
+/// Each URL's samples before and after, paired.
+pub fn pair(urls: &[String], before: Vec<Sample>, after: Vec<Sample>) -> Vec<ServerStats> {
+    let pairs = urls.iter().zip(before).zip(after);
+    pairs.map(|((url, before), after)| ServerStats { metrics_url: url.clone(), before, after }).collect()
+}
+
+/// CPU seconds the servers spent between their samples, summed.
+pub fn cpu_seconds(servers: &[ServerStats]) -> f64 {
+    servers.iter().map(|server| server.after.cpu_seconds - server.before.cpu_seconds).sum()
+}
+
 /// Reads `http://host:port/metrics`.
 pub async fn sample(url: &str) -> anyhow::Result<Sample> {
     let text = tokio::time::timeout(Duration::from_secs(5), get(url))

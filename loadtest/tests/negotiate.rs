@@ -39,8 +39,13 @@ async fn the_offered_rate_caps_what_is_sent() {
     let cluster = ProcessCluster::start(2, &[], "1s").await;
     // 4 rooms, 20 messages a negotiation, 400 messages a second: each room's turn
     // comes every 200 ms, so 2 s hold at most 10 negotiations a room.
-    let (passed, report) = negotiate(&cluster, &["--rooms", "4", "--rate", "400", "--duration", "2s"]).finish().await;
+    let metrics = [0, 1].map(|index| format!("http://{}/metrics", cluster.gateway(index).admin_addr()));
+    let args =
+        ["--rooms", "4", "--rate", "400", "--duration", "2s", "--metrics", &metrics[0], "--metrics", &metrics[1]];
+    let (passed, report) = negotiate(&cluster, &args).finish().await;
     assert!(passed, "{report}");
+    assert_eq!(report["servers"].as_array().unwrap().len(), 2, "both gateways sampled");
+    assert!(report["server_cpu_us_per_message"].as_f64().unwrap() > 0.0, "{report}");
     let negotiations = count(&report, &["negotiations"]);
     assert!((1..=40).contains(&negotiations), "{negotiations} negotiations");
     assert_eq!(count(&report, &["messages", "sent"]), negotiations * 20);

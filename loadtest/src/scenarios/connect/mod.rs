@@ -22,7 +22,7 @@ use report::{Measured, Settings};
 
 use crate::clients::TargetArgs;
 use crate::histogram::Latency;
-use crate::server_stats::{self, ServerStats};
+use crate::server_stats;
 use crate::tally::Errors;
 
 #[derive(Debug, Clone, Args)]
@@ -69,10 +69,7 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ConnectReport> {
     }
     let urls = args.target.urls().await?;
     let prefix = args.room_prefix.clone().unwrap_or_else(|| format!("lt-{:06x}", rand::random::<u32>() & 0xff_ffff));
-    let mut before = Vec::new();
-    for url in &args.metrics_urls {
-        before.push(server_stats::sample(url).await?);
-    }
+    let before = server_stats::sample_all(&args.metrics_urls).await?;
     eprintln!(
         "connect: {} connections at {}/s to {} gateway(s), holding {:?}",
         args.connections,
@@ -122,11 +119,8 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ConnectReport> {
     let ramp = started.elapsed();
     eprintln!("connect: {joined} joined in {ramp:.1?}; holding");
     tokio::time::sleep(args.hold).await;
-    let mut servers = Vec::new();
-    for (url, before) in args.metrics_urls.iter().zip(before) {
-        let after = server_stats::sample(url).await?;
-        servers.push(ServerStats { metrics_url: url.clone(), before, after });
-    }
+    let after = server_stats::sample_all(&args.metrics_urls).await?;
+    let servers = server_stats::pair(&args.metrics_urls, before, after);
     let _ = release.send(true);
     let settings = Settings {
         connections: args.connections as u64,

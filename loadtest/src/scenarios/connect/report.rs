@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::Latency;
-use crate::server_stats::ServerStats;
+use crate::server_stats::{self, ServerStats};
 use crate::tally::Errors;
 
 /// What was asked for. In a merged report, `connections` and `rate_per_s` are totals.
@@ -90,7 +90,7 @@ impl ConnectReport {
             return;
         }
         let grown: f64 = self.servers.iter().map(|s| s.after.resident_bytes - s.before.resident_bytes).sum();
-        let cpu: f64 = self.servers.iter().map(|s| s.after.cpu_seconds - s.before.cpu_seconds).sum();
+        let cpu = server_stats::cpu_seconds(&self.servers);
         self.server_kib_per_connection = Some(grown / 1024.0 / held);
         self.server_cpu_us_per_connection = Some(cpu * 1e6 / self.joined as f64);
     }

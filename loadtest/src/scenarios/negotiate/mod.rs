@@ -25,6 +25,7 @@ use room::Setup;
 
 use crate::clients::TargetArgs;
 use crate::negotiation::Script;
+use crate::server_stats;
 
 #[derive(Debug, Clone, Args)]
 pub struct NegotiateArgs {
@@ -66,6 +67,10 @@ pub struct NegotiateArgs {
     /// concurrent runs (the pods of the Job) never share a room.
     #[arg(long)]
     room_prefix: Option<String>,
+    /// A gateway's metrics URL (`http://host:admin-port/metrics`); repeat for each. With
+    /// them the report holds the gateways' CPU time per message of the load phase.
+    #[arg(long = "metrics")]
+    metrics_urls: Vec<String>,
 }
 
 /// The run, as every room task sees it.
@@ -171,6 +176,7 @@ pub async fn run(args: NegotiateArgs) -> anyhow::Result<NegotiateReport> {
     }
 
     eprintln!("{} rooms ready; load for {}", rooms.len(), humantime::format_duration(plan.duration));
+    let before = server_stats::sample_all(&args.metrics_urls).await?;
     let start = Instant::now();
     let tasks: Vec<_> = rooms
         .into_iter()
@@ -202,6 +208,8 @@ pub async fn run(args: NegotiateArgs) -> anyhow::Result<NegotiateReport> {
             }
         }
     }
+    let after = server_stats::sample_all(&args.metrics_urls).await?;
+    report.servers = server_stats::pair(&args.metrics_urls, before, after);
     report.finish((ended - start).as_secs_f64());
     eprintln!("{finished} rooms finished");
     Ok(report)

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::room::{RoomStats, Setup};
 use crate::histogram::Latency;
+use crate::server_stats::{self, ServerStats};
 use crate::tally::{Errors, Tally};
 
 /// What was asked for. In a merged report, `rooms` and `rate_msgs_per_s` are totals.
@@ -52,6 +53,12 @@ pub struct NegotiateReport {
     /// How late negotiations started against the schedule: large values mean the
     /// cluster (or this tester) could not keep up with the offered rate.
     pub schedule_lag_us: Latency,
+    /// The gateways' own numbers at the start and the end of the load phase, when their
+    /// metrics URLs were given (a merged report keeps the first run's).
+    pub servers: Vec<ServerStats>,
+    /// The gateways' CPU time per message received, summed over gateways (the tester
+    /// and Redis not included).
+    pub server_cpu_us_per_message: Option<f64>,
     /// `errors` and up to 20 `error_samples`.
     #[serde(flatten)]
     pub errors: Errors,
@@ -83,6 +90,13 @@ impl NegotiateReport {
         self.elapsed_s = elapsed_s;
         self.throughput_msgs_per_s = if elapsed_s > 0.0 { self.messages.received as f64 / elapsed_s } else { 0.0 };
         self.ok = self.messages.is_clean() && self.rooms_failed == 0 && self.errors.count == 0;
+        self.derive_server_cost();
+    }
+
+    fn derive_server_cost(&mut self) {
+        let received = self.messages.received as f64;
+        self.server_cpu_us_per_message = (!self.servers.is_empty() && received > 0.0)
+            .then(|| server_stats::cpu_seconds(&self.servers) * 1e6 / received);
     }
 
     /// Adds the report of a run made at the same time as this one.
@@ -110,6 +124,10 @@ impl NegotiateReport {
         self.join_us.add(&other.join_us);
         self.schedule_lag_us.add(&other.schedule_lag_us);
         self.errors.add(other.errors);
+        if self.servers.is_empty() {
+            self.servers = other.servers;
+        }
+        self.derive_server_cost();
     }
 
     /// The human summary.
@@ -145,6 +163,10 @@ impl NegotiateReport {
         let _ = writeln!(out, "  join:            {}", self.join_us.describe());
         if s.rate_msgs_per_s.is_some() {
             let _ = writeln!(out, "  schedule lag:    {}", self.schedule_lag_us.describe());
+        }
+        if let Some(cpu) = self.server_cpu_us_per_message {
+            let seconds = server_stats::cpu_seconds(&self.servers);
+            let _ = writeln!(out, "  gateways: {seconds:.2} CPU-s, {cpu:.1} CPU-µs per message received");
         }
         let _ = write!(out, "  errors: {}", self.errors.count);
         for sample in &self.errors.samples {
