@@ -544,9 +544,7 @@ impl GatewayConfig {
         }
         Ok(())
     }
-}
 
-impl GatewayConfig {
     fn validate_limits(&self) -> anyhow::Result<()> {
         let limits = &self.limits;
         anyhow::ensure!(

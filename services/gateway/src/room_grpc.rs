@@ -137,12 +137,15 @@ impl GrpcRoomApi {
     }
 
     fn replica(&self, url: &str) -> anyhow::Result<Arc<Replica>> {
-        let mut endpoint = Endpoint::from_shared(url.to_string())?;
+        // Discovery yields `http://` URLs of pod addresses: with TLS on, every replica is
+        // dialed with it.
+        let dialed = match (&self.tls, url.strip_prefix("http://")) {
+            (Some(_), Some(rest)) => format!("https://{rest}"),
+            _ => url.to_string(),
+        };
+        let mut endpoint = Endpoint::from_shared(dialed)?;
         if let Some(tls) = &self.tls {
-            // Discovery yields `http://` URLs of pod addresses: with TLS on, every
-            // replica is dialed with it.
-            let https = url.strip_prefix("http://").map_or_else(|| url.to_string(), |rest| format!("https://{rest}"));
-            endpoint = Endpoint::from_shared(https)?.tls_config(tls.clone())?;
+            endpoint = endpoint.tls_config(tls.clone())?;
         }
         let channel = endpoint.connect_timeout(self.timeout).timeout(self.timeout).tcp_nodelay(true).connect_lazy();
         let traced = GrpcTelemetryLayer::new(Side::Client, room_service::grpc::METHODS).layer(channel);

@@ -53,8 +53,10 @@ impl Healthy {
         let mut times = Vec::with_capacity(SAMPLES);
         // A person's pace, not a flood: within the rate limit (100 messages a second).
         let mut pace = tokio::time::interval(PACE);
+        // Bounded even if the attack never ends: its own deadline is checked after.
+        let until = Instant::now() + Duration::from_secs(60);
         for n in 0.. {
-            if n >= SAMPLES && attack.is_none_or(|attack| attack.is_finished()) {
+            if n >= SAMPLES && (attack.is_none_or(|attack| attack.is_finished()) || Instant::now() > until) {
                 break;
             }
             pace.tick().await;

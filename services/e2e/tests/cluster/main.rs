@@ -8,24 +8,30 @@
 pub use e2e::{TestCluster, expect};
 
 /// Runs each scenario `fn(&TestCluster)` on an embedded gateway and on a three-gateway
-/// Redis cluster.
+/// Redis cluster; with `tweak: ` first, every gateway's configuration goes through
+/// `fn tweak(&mut GatewayConfig)`.
 macro_rules! on_both_deployments {
-    ($($scenario:ident),* $(,)?) => {$(
+    ($tweak:ident: $($scenario:ident),* $(,)?) => {$(
         mod $scenario {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn embedded() {
-                let cluster = crate::TestCluster::embedded().await;
+                let cluster = crate::TestCluster::embedded_with(super::$tweak).await;
                 super::$scenario(&cluster).await;
                 cluster.shutdown().await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
-                let cluster = crate::TestCluster::redis(3).await;
+                let cluster = crate::TestCluster::redis_with(3, Default::default(), super::$tweak).await;
                 super::$scenario(&cluster).await;
                 cluster.shutdown().await;
             }
         }
     )*};
+    ($($scenario:ident),* $(,)?) => {
+        /// The configuration as the test clusters have it.
+        fn unchanged(_: &mut gateway::GatewayConfig) {}
+        on_both_deployments!(unchanged: $($scenario),*);
+    };
 }
 
 mod admission;

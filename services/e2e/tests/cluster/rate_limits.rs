@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use gateway::GatewayConfig;
 use protocol::{CloseCode, ErrorCode, LeaveReason, ServerMessage};
-use room_service::RoomsConfig;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -27,27 +26,8 @@ fn strict_byte_rate(config: &mut GatewayConfig) {
     config.limits.bytes_per_second = 1024;
 }
 
-macro_rules! on_both_deployments_with {
-    ($tweak:ident: $($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                let cluster = crate::TestCluster::embedded_with(super::$tweak).await;
-                super::$scenario(&cluster).await;
-                cluster.shutdown().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                let cluster = crate::TestCluster::redis_with(2, super::RoomsConfig::default(), super::$tweak).await;
-                super::$scenario(&cluster).await;
-                cluster.shutdown().await;
-            }
-        }
-    )*};
-}
-
-on_both_deployments_with!(strict_message_rate: a_flood_is_refused_then_served_again_then_closed);
-on_both_deployments_with!(strict_byte_rate: bytes_are_limited_apart_from_messages);
+on_both_deployments!(strict_message_rate: a_flood_is_refused_then_served_again_then_closed);
+on_both_deployments!(strict_byte_rate: bytes_are_limited_apart_from_messages);
 
 async fn a_flood_is_refused_then_served_again_then_closed(cluster: &TestCluster) {
     let (mut alice, mut bob) = bystanders(cluster).await;

@@ -62,13 +62,12 @@ impl InboundLimiter {
     /// nothing, so a client that slows down is served again at once.
     pub fn check(&mut self, bytes: usize, now: Instant) -> Verdict {
         let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
-        let exceeded = if !self.messages.wait_for(1, now).is_zero() {
+        let exceeded = if !self.messages.try_take(1, now) {
             Limit::Messages
-        } else if !self.bytes.wait_for(bytes, now).is_zero() {
+        } else if !self.bytes.try_take(bytes, now) {
+            self.messages.give_back(1);
             Limit::Bytes
         } else {
-            self.messages.try_take(1, now);
-            self.bytes.try_take(bytes, now);
             return Verdict::Accept;
         };
         if now >= self.window_ends {

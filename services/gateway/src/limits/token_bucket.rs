@@ -32,6 +32,12 @@ impl TokenBucket {
         }
     }
 
+    /// Returns tokens taken for something that did not happen after all (never above
+    /// the burst).
+    pub fn give_back(&mut self, cost: u32) {
+        self.tokens = (self.tokens + f64::from(cost)).min(self.burst);
+    }
+
     /// How long until `cost` tokens are there (zero if they are now).
     pub fn wait_for(&mut self, cost: u32, now: Instant) -> Duration {
         self.refill(now);
