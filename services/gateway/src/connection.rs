@@ -125,7 +125,8 @@ async fn start(
         Ok(attached) => {
             let welcome = welcome(gateway, &attached.peer_id, &attached.identity, attached.resume_token.clone());
             // The first frame on the socket: nothing of the session can precede it, as
-            // the session is in no room yet.
+            // the session is in no room yet, except a `reconnect` if the gateway loses its
+            // standing meanwhile (clients take that as `unavailable` and try again).
             sender.send(render::message(&ServerMessage::Welcome(welcome)));
             Some(attached)
         }

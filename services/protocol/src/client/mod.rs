@@ -209,6 +209,12 @@ impl Client {
                 Start::Resumed { gap: resumed.gap, rooms: resumed.rooms }
             }
             ServerMessage::Error { code, message, .. } => return Err(ClientError::Server { code, message }),
+            // A gateway that loses its standing tells every session to move, one that is
+            // just starting too, whose `welcome` then never comes: it cannot serve now.
+            ServerMessage::Reconnect { reason } => {
+                let message = format!("told to reconnect before the session started ({reason})");
+                return Err(ClientError::Server { code: ErrorCode::Unavailable, message });
+            }
             other => return Err(ClientError::Unexpected(other.to_json())),
         };
         Ok((client, start))
