@@ -1,11 +1,12 @@
-//! One suite, run against both bus implementations: the in-memory hub and Redis pub/sub
-//! on a real redis-server started for the test.
+//! One suite, run against both bus implementations: the in-memory hub, and Redis pub/sub
+//! on a real redis-server started for the test and on a real Redis Cluster of three
+//! masters (sharded pub/sub).
 
 use std::time::Duration;
 
 use bus::{Bus, Incoming, MemoryHub, RedisBus, RedisConfig, Topic};
 use bytes::Bytes;
-use testkit::RedisServer;
+use testkit::{RedisCluster, RedisServer};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -25,6 +26,11 @@ async fn pair_memory() -> ((impl Bus, Incoming), (impl Bus, Incoming)) {
 
 async fn pair_redis(server: &RedisServer) -> ((RedisBus, Incoming), (RedisBus, Incoming)) {
     let config = redis_config(server);
+    (RedisBus::connect(&config, 1024).await.unwrap(), RedisBus::connect(&config, 1024).await.unwrap())
+}
+
+async fn pair_cluster(cluster: &RedisCluster) -> ((RedisBus, Incoming), (RedisBus, Incoming)) {
+    let config = RedisConfig { url: Some(cluster.url()), ..RedisConfig::default() };
     (RedisBus::connect(&config, 1024).await.unwrap(), RedisBus::connect(&config, 1024).await.unwrap())
 }
 
@@ -101,6 +107,13 @@ async fn redis_subscribe_is_active_when_it_returns() {
 }
 
 #[tokio::test]
+async fn cluster_subscribe_is_active_when_it_returns() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let (a, b) = pair_cluster(&cluster).await;
+    subscribe_is_active_when_it_returns(a, b).await;
+}
+
+#[tokio::test]
 async fn memory_delivers_only_subscribed_rooms() {
     let (a, b) = pair_memory().await;
     delivers_only_subscribed_rooms(a, b).await;
@@ -110,6 +123,13 @@ async fn memory_delivers_only_subscribed_rooms() {
 async fn redis_delivers_only_subscribed_rooms() {
     let server = RedisServer::start().await;
     let (a, b) = pair_redis(&server).await;
+    delivers_only_subscribed_rooms(a, b).await;
+}
+
+#[tokio::test]
+async fn cluster_delivers_only_subscribed_rooms() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let (a, b) = pair_cluster(&cluster).await;
     delivers_only_subscribed_rooms(a, b).await;
 }
 
@@ -124,6 +144,101 @@ async fn redis_one_order_for_all() {
     let server = RedisServer::start().await;
     let (a, b) = pair_redis(&server).await;
     one_order_for_all(a, b).await;
+}
+
+#[tokio::test]
+async fn cluster_one_order_for_all() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let (a, b) = pair_cluster(&cluster).await;
+    one_order_for_all(a, b).await;
+}
+
+/// In a Redis Cluster a room's channel is a shard channel: only the master serving the
+/// room's hash slot knows the subscription, the others (and classic pub/sub) do not,
+/// so a publication is not copied to every master.
+#[tokio::test]
+async fn cluster_rooms_use_sharded_channels_on_their_own_master() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let ((bus, mut incoming), _other) = pair_cluster(&cluster).await;
+    bus.subscribe(Topic::Room("sharded")).await.unwrap();
+    bus.publish(Topic::Room("sharded"), Bytes::from_static(b"hello")).await.unwrap();
+    assert_eq!(next(&mut incoming).await, "hello");
+
+    let channel = "sb:room:{sharded}";
+    let owner = cluster.master_of(channel).await;
+    for port in cluster.master_ports().await {
+        let shard_subscribers = redis_cli(port, &["PUBSUB", "SHARDNUMSUB", channel]);
+        let expected = if port == owner { "1" } else { "0" };
+        assert_eq!(shard_subscribers.lines().nth(1), Some(expected), "master {port} (owner {owner})");
+        assert_eq!(redis_cli(port, &["PUBSUB", "NUMSUB", channel]).lines().nth(1), Some("0"), "no classic channel");
+    }
+}
+
+/// A master dies; its replica takes over its slots. The node is told it may have missed
+/// messages, and its subscriptions come back by themselves, on the promoted replica and
+/// on the other masters. (fred re-establishes a cluster client as a whole: until the
+/// replica is promoted, commands for every master wait; docs/redis-cluster.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_resubscribes_after_a_failover() {
+    let mut cluster = RedisCluster::start(3, 1).await;
+    let config = RedisConfig { url: Some(cluster.url()), ..RedisConfig::default() };
+    let (bus, mut incoming) = RedisBus::connect(&config, 1024).await.unwrap();
+    let mut interruptions = bus.interruptions();
+    let victim = cluster.master_of("sb:room:{r}").await;
+    let mut survivor = None;
+    for room in (0..100).map(|i| format!("s{i}")) {
+        if cluster.master_of(&format!("sb:room:{{{room}}}")).await != victim {
+            survivor = Some(room);
+            break;
+        }
+    }
+    let survivor = survivor.expect("a room on another master");
+    for room in ["r", survivor.as_str()] {
+        bus.subscribe(Topic::Room(room)).await.unwrap();
+        bus.publish(Topic::Room(room), Bytes::from(room.to_string())).await.unwrap();
+        assert_eq!(next(&mut incoming).await, room);
+    }
+    assert_eq!(*interruptions.borrow_and_update(), 0, "connecting to every master is no interruption");
+
+    assert_eq!(cluster.kill_master_of("sb:room:{r}").await, victim);
+    let killed_at = tokio::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(20), interruptions.changed())
+        .await
+        .expect("the lost connection is reported within 20 s")
+        .unwrap();
+    cluster.wait_until_healthy(Duration::from_secs(20)).await;
+    assert_ne!(cluster.master_of("sb:room:{r}").await, victim, "a replica serves the slot now");
+    for room in ["r", survivor.as_str()] {
+        probe_until_delivered(&bus, &mut incoming, room).await;
+    }
+    eprintln!("both rooms delivered again {:?} after the master died", killed_at.elapsed());
+    bus.check().await.expect("healthy again");
+}
+
+/// Publishes probes on `room` until one arrives, which proves the subscription is back.
+/// Bounded.
+async fn probe_until_delivered(bus: &RedisBus, incoming: &mut Incoming, room: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no publish arrived within 15 s");
+        if bus.publish(Topic::Room(room), Bytes::from_static(b"probe")).await.is_err() {
+            continue; // still reconnecting; the failed publish took the command timeout
+        }
+        if let Ok(Some(arrived)) = tokio::time::timeout(Duration::from_millis(200), incoming.recv()).await
+            && arrived == "probe"
+        {
+            return;
+        }
+    }
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let output = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The trap from ../shared/dependencies.md: after Redis restarts, subscriptions must
@@ -144,18 +259,7 @@ async fn redis_resubscribes_after_a_restart() {
         .await
         .expect("the reconnection is reported within 15 s")
         .unwrap();
-    // Publish probes until one arrives, which proves the subscription is back. Bounded.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        assert!(tokio::time::Instant::now() < deadline, "no publish arrived within 15 s of the restart");
-        if bus.publish(Topic::Room("r"), Bytes::from_static(b"probe")).await.is_err() {
-            continue; // still reconnecting; the failed publish took the command timeout
-        }
-        if let Ok(Some(arrived)) = tokio::time::timeout(Duration::from_millis(200), incoming.recv()).await {
-            assert_eq!(arrived, "probe");
-            break;
-        }
-    }
+    probe_until_delivered(&bus, &mut incoming, "r").await;
     bus.check().await.expect("healthy again");
 }
 

@@ -166,9 +166,10 @@ pub fn binary_path(binary: &str) -> PathBuf {
 
 /// Redis, room-service processes and gateway processes, configured through the
 /// environment as a deployment would be. Gateways can be killed, drained and started
-/// again; room-service replicas can be killed.
-pub struct ProcessCluster {
-    pub redis: testkit::RedisServer,
+/// again; room-service replicas can be killed. `R` is the Redis they use, for the test
+/// to kill: a [`testkit::RedisServer`], or a [`testkit::RedisCluster`].
+pub struct ProcessCluster<R = testkit::RedisServer> {
+    pub redis: R,
     room_services: Vec<Option<ServiceProcess>>,
     gateways: Vec<Option<ServiceProcess>>,
     gateway_env: Vec<(String, String)>,
@@ -204,16 +205,18 @@ impl ProcessCluster {
         let url = redis.url();
         Self::assemble(redis, &url, gateways, gateway_env, room_env, replicas).await
     }
+}
 
+impl<R> ProcessCluster<R> {
     /// One room service and `gateways` gateways reaching Redis through `redis_url` (a
-    /// Sentinel's, say) rather than at `redis` directly; `redis` is the cluster's
-    /// `redis`, for the test to kill.
-    pub async fn start_on_redis(redis: testkit::RedisServer, redis_url: &str, gateways: usize) -> Self {
+    /// Sentinel's, or a Redis Cluster's, say); `redis` is the cluster's `redis`, for the
+    /// test to kill.
+    pub async fn start_on_redis(redis: R, redis_url: &str, gateways: usize) -> Self {
         Self::assemble(redis, redis_url, gateways, &[], &[], 1).await
     }
 
     async fn assemble(
-        redis: testkit::RedisServer,
+        redis: R,
         redis_url: &str,
         gateways: usize,
         gateway_env: &[(&str, &str)],

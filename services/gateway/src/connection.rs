@@ -91,11 +91,14 @@ async fn start(
         sender.closer().close(close);
         None
     };
+    let rejoining = "this gateway is rejoining the cluster: try again, or another gateway";
     if !gateway.standing.serving() {
-        let message = "this gateway is rejoining the cluster: try again, or another gateway".to_string();
-        return refuse(ErrorCode::Unavailable, message, CloseCode::TryAgainLater);
+        return refuse(ErrorCode::Unavailable, rejoining.into(), CloseCode::TryAgainLater);
     }
     if let Some(token) = handshake.resume.as_deref().filter(|_| gateway.resume_enabled()) {
+        let Some(_standing) = gateway.standing.admit().await else {
+            return refuse(ErrorCode::Unavailable, rejoining.into(), CloseCode::TryAgainLater);
+        };
         let resumed = resume::resume(gateway, token, handshake.last_seq.unwrap_or(0), sender.clone()).await;
         metrics::resume(match &resumed {
             Ok(attached) if attached.gap => metrics::Resume::Gap,
@@ -120,6 +123,9 @@ async fn start(
             metrics::auth_failed(reason);
             return refuse(ErrorCode::Unauthorized, message, CloseCode::Unauthorized);
         }
+    };
+    let Some(_standing) = gateway.standing.admit().await else {
+        return refuse(ErrorCode::Unavailable, rejoining.into(), CloseCode::TryAgainLater);
     };
     match lifecycle::open(gateway, identity, sender.clone()).await {
         Ok(attached) => {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use protocol::{CloseCode, ServerMessage};
 use room_service::RoomError;
-use tokio::sync::Mutex;
+use tokio::sync::{RwLock, RwLockReadGuard};
 
 use crate::config::Mode;
 use crate::{Gateway, lifecycle, metrics, render};
@@ -28,7 +28,9 @@ const POLL: Duration = Duration::from_millis(50);
 /// remove from the cluster when it should have.
 pub struct Standing {
     serving: AtomicBool,
-    changing: Mutex<()>,
+    /// Held exclusively while the standing is lost or regained, shared while a session
+    /// starts: see [`Standing::admit`].
+    changing: RwLock<()>,
     leftovers: std::sync::Mutex<BTreeSet<Leftover>>,
 }
 
@@ -44,7 +46,7 @@ pub enum Leftover {
 
 impl Default for Standing {
     fn default() -> Self {
-        Self { serving: AtomicBool::new(true), changing: Mutex::new(()), leftovers: Default::default() }
+        Self { serving: AtomicBool::new(true), changing: RwLock::new(()), leftovers: Default::default() }
     }
 }
 
@@ -53,6 +55,17 @@ impl Standing {
     /// are refused as `unavailable`, and `/readyz` fails.
     pub fn serving(&self) -> bool {
         self.serving.load(Ordering::Acquire)
+    }
+
+    /// Lets a session start (a resume, or a new session once authenticated) if this
+    /// gateway serves, and holds off losing the standing until the guard is dropped:
+    /// a session is then either attached before the state is lost, and told to
+    /// reconnect with all the others, or refused. Without it a resume that was half-way
+    /// when the state was lost completed afterwards, unseen by the reset, and its
+    /// records were removed by the rejoin under it (a connected client in no room).
+    pub async fn admit(&self) -> Option<RwLockReadGuard<'_, ()>> {
+        let guard = self.changing.read().await;
+        self.serving().then_some(guard)
     }
 
     /// Notes something to clean up later: on every lease tick until it succeeds. (Should
@@ -97,7 +110,7 @@ pub async fn clean_leftovers(gateway: &Gateway) {
 
 /// Drops everything this gateway holds; `why` is logged.
 pub async fn lose_state(gateway: &Gateway, why: &str) {
-    let _turn = gateway.standing.changing.lock().await;
+    let _turn = gateway.standing.changing.write().await;
     let was_serving = gateway.standing.serving.swap(false, Ordering::AcqRel);
     let sessions = gateway.registry.peer_count();
     tracing::error!(why, was_serving, sessions, "this gateway lost its state: clients are told to reconnect");
@@ -121,7 +134,7 @@ pub async fn lose_state(gateway: &Gateway, why: &str) {
 /// Cleans up what is left of this gateway's old sessions in the cluster and takes a new
 /// lease; serves again on success.
 pub async fn rejoin(gateway: &Gateway) -> Result<(), RoomError> {
-    let _turn = gateway.standing.changing.lock().await;
+    let _turn = gateway.standing.changing.write().await;
     if gateway.mode != Mode::Embedded {
         for peer in gateway.sessions.node_peers(&gateway.node_id).await? {
             end_leftover(gateway, &peer).await?;

@@ -135,8 +135,11 @@ async fn take_over(
                 waiting.push(echoed);
             } else {
                 // Left (or was removed) while away: not a room of the session any more.
-                gateway.registry.remove_membership(peer, &room);
-                gateway.subscriptions.release(&room).await;
+                // The reference goes with the membership; a peer_left that removed the
+                // membership first has released it already.
+                if gateway.registry.remove_membership(peer, &room) {
+                    gateway.subscriptions.release(&room).await;
+                }
                 subscribed.retain(|kept| *kept != room);
                 let _ = gateway.sessions.remove_room(peer, &room).await;
             }
@@ -160,8 +163,10 @@ async fn take_over(
     }
     .await;
     if outcome.is_err() {
-        gateway.registry.abort_resume(peer);
-        for room in &subscribed {
+        // Only the memberships still here hold their reference: one removed meanwhile
+        // by a peer_left or a move released it then.
+        let removed = gateway.registry.abort_resume(peer);
+        for room in subscribed.iter().filter(|room| removed.contains(*room)) {
             gateway.subscriptions.release(room).await;
         }
         // Memberships already moved here belong to a session that did not resume.

@@ -1,5 +1,5 @@
-//! Sessions, leases and the janitor, against both session stores: memory, and Redis on
-//! a real redis-server started for each test.
+//! Sessions, leases and the janitor, against every session store: memory, and Redis on
+//! a real redis-server or a real Redis Cluster started for each test.
 
 #[macro_use]
 mod support;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bus::envelope::{self, Body};
-use bus::{Bus, Incoming, MemoryHub, RedisBus, RedisConfig, Topic};
+use bus::{Bus, Incoming, MemoryHub, RedisBus, Topic};
 use cluster_proto::room::{LeaveReason, Member};
 use room_service::sessions::memory::MemorySessionStore;
 use room_service::sessions::redis::RedisSessionStore;
@@ -16,14 +16,14 @@ use room_service::sessions::{SessionRecord, SessionStore};
 use room_service::store::memory::MemoryRoomStore;
 use room_service::store::redis::RedisRoomStore;
 use room_service::{Janitor, Rooms, RoomsConfig};
-use testkit::RedisServer;
+use support::TestRedis;
 
 struct Fixture {
     rooms: Arc<Rooms>,
     sessions: Arc<dyn SessionStore>,
     listener: Box<dyn Bus>,
     incoming: Incoming,
-    _redis: Option<RedisServer>,
+    _redis: Option<TestRedis>,
 }
 
 impl Fixture {
@@ -40,14 +40,13 @@ impl Fixture {
         }
     }
 
-    async fn redis() -> Self {
-        let server = RedisServer::start().await;
-        let config = RedisConfig { url: Some(server.url()), ..RedisConfig::default() };
+    async fn on_redis(redis: TestRedis) -> Self {
+        let config = redis.config();
         let rooms =
             Rooms::new(Arc::new(RedisRoomStore::connect(&config).await.unwrap()), "rs-test", RoomsConfig::default());
         let sessions = Arc::new(RedisSessionStore::connect(&config).await.unwrap());
         let (listener, incoming) = RedisBus::connect(&config, 4096).await.unwrap();
-        Self { rooms: Arc::new(rooms), sessions, listener: Box::new(listener), incoming, _redis: Some(server) }
+        Self { rooms: Arc::new(rooms), sessions, listener: Box::new(listener), incoming, _redis: Some(redis) }
     }
 
     async fn next_event(&mut self) -> Body {
@@ -81,7 +80,7 @@ impl Fixture {
     }
 }
 
-for_both_stores!(
+for_every_store!(
     sessions_change_only_through_their_holder,
     leases_expire_unless_refreshed,
     the_janitor_removes_exactly_the_dead_nodes_members,

@@ -1,5 +1,6 @@
-//! One suite for both room stores: the in-memory store and the Redis store on a real
-//! redis-server started for each test. Every scenario runs against both.
+//! One suite for every room store: the in-memory store, and the Redis store on a real
+//! redis-server or a real Redis Cluster (three masters) started for each test. Every
+//! scenario runs against each.
 
 #[macro_use]
 mod support;
@@ -8,20 +9,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bus::envelope::{self, Body};
-use bus::{Bus, Incoming, MemoryHub, RedisBus, RedisConfig};
+use bus::{Bus, Incoming, MemoryHub, RedisBus};
 use cluster_proto::room::{LeaveReason, Member};
 use room_service::store::RoomStore;
 use room_service::store::memory::MemoryRoomStore;
 use room_service::store::redis::RedisRoomStore;
 use room_service::{RoomError, Rooms, RoomsConfig};
-use testkit::RedisServer;
+use support::TestRedis;
 
 struct Fixture {
     rooms: Arc<Rooms>,
     /// A node listening to the rooms' channels.
     listener: Box<dyn Bus>,
     incoming: Incoming,
-    _redis: Option<RedisServer>,
+    _redis: Option<TestRedis>,
 }
 
 fn config() -> RoomsConfig {
@@ -36,19 +37,17 @@ impl Fixture {
         Self::assemble(Arc::new(store), Box::new(listener), incoming, None)
     }
 
-    async fn redis() -> Self {
-        let server = RedisServer::start().await;
-        let redis = RedisConfig { url: Some(server.url()), ..RedisConfig::default() };
-        let store = RedisRoomStore::connect(&redis).await.unwrap();
-        let (listener, incoming) = RedisBus::connect(&redis, 4096).await.unwrap();
-        Self::assemble(Arc::new(store), Box::new(listener), incoming, Some(server))
+    async fn on_redis(redis: TestRedis) -> Self {
+        let store = RedisRoomStore::connect(&redis.config()).await.unwrap();
+        let (listener, incoming) = RedisBus::connect(&redis.config(), 4096).await.unwrap();
+        Self::assemble(Arc::new(store), Box::new(listener), incoming, Some(redis))
     }
 
     fn assemble(
         store: Arc<dyn RoomStore>,
         listener: Box<dyn Bus>,
         incoming: Incoming,
-        redis: Option<RedisServer>,
+        redis: Option<TestRedis>,
     ) -> Self {
         Self { rooms: Arc::new(Rooms::new(store, "rs-test", config())), listener, incoming, _redis: redis }
     }
@@ -79,7 +78,7 @@ fn peer_ids(members: &[Member]) -> Vec<&str> {
     ids
 }
 
-for_both_stores!(
+for_every_store!(
     join_and_leave_publish_presence_in_order,
     joins_never_overfill_a_room,
     join_and_leave_are_idempotent,

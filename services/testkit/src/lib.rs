@@ -4,15 +4,19 @@
 //!   killed when dropped, and killable and restartable on the same port to test faults.
 //! - [`Sentinel`]: a real Redis Sentinel watching such a server and its replicas, to
 //!   test a failover.
+//! - [`RedisCluster`]: a real Redis Cluster of such servers (`redis-cli --cluster
+//!   create`), with replicas if asked, whose masters a test can kill.
 //! - [`eventually`]: waits for a condition that no event announces, with a deadline.
 //! - [`await_line`]: waits for a child process to say it is ready; [`LogLines`] waits
 //!   for one line of its output after another.
 
 mod log_lines;
+mod redis_cluster;
 mod redis_server;
 mod sentinel;
 
 pub use log_lines::LogLines;
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 pub use sentinel::Sentinel;
 

@@ -27,11 +27,38 @@ impl RedisServer {
     }
 
     async fn start_with(args: &[&str]) -> Self {
-        // Another process may grab the free port between the probe and redis-server's
-        // bind; then pick another.
+        Self::start_with_ports(|| args.iter().map(|arg| arg.to_string()).collect()).await
+    }
+
+    /// Starts a node of a Redis Cluster with nothing assigned to it yet: its cluster
+    /// state goes to `state_file` (relative to the temporary directory, which must not
+    /// be shared with another node) and its cluster bus to a free port of its own, so
+    /// that `port + 10000` need not be free.
+    pub(crate) async fn start_cluster_node(node_timeout_ms: u64, state_file: &str) -> Self {
+        Self::start_with_ports(|| {
+            let settings = [
+                ("--cluster-enabled", "yes".to_string()),
+                ("--cluster-config-file", state_file.to_string()),
+                ("--cluster-node-timeout", node_timeout_ms.to_string()),
+                ("--cluster-port", free_port().to_string()),
+                // A replica syncs at once (the default waits 5 s for more replicas)
+                // and may always be promoted, however briefly it was in sync.
+                ("--repl-diskless-sync-delay", "0".to_string()),
+                ("--cluster-replica-validity-factor", "0".to_string()),
+            ];
+            settings.into_iter().flat_map(|(name, value)| [name.to_string(), value]).collect()
+        })
+        .await
+    }
+
+    async fn start_with_ports(args: impl Fn() -> Vec<String>) -> Self {
+        // Another process may grab a free port between the probe and redis-server's
+        // bind; then pick others.
         for _ in 0..5 {
             let port = free_port();
-            if let Some(child) = spawn(port, args).await {
+            let args = args();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            if let Some(child) = spawn(port, &args).await {
                 return Self { port, child: Some(child) };
             }
         }
@@ -40,6 +67,11 @@ impl RedisServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// False once killed (until restarted).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// `redis://127.0.0.1:<port>`.

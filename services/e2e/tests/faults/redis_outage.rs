@@ -1,6 +1,6 @@
 //! Redis outages, caused for real: redis-server killed (and later started again, empty),
-//! frozen with SIGSTOP for a moment, or killed behind a Sentinel that fails over to
-//! its replica. The gateway and room-service processes stay up,
+//! frozen with SIGSTOP for a moment, killed behind a Sentinel that fails over to its
+//! replica, or a Redis Cluster's master killed and replaced by its replica. The gateway and room-service processes stay up,
 //! report themselves unready, answer requests that need Redis with `unavailable`
 //! promptly, and work again once Redis is back without anything being restarted.
 
@@ -15,7 +15,7 @@ use serde_json::json;
 /// Long enough for any one request to fail on its own timeouts (2 s by default).
 const PROMPT: Duration = Duration::from_secs(5);
 
-async fn client(cluster: &ProcessCluster, identity: &str, gateways: [usize; 2]) -> ReconnectingClient {
+async fn client<R>(cluster: &ProcessCluster<R>, identity: &str, gateways: [usize; 2]) -> ReconnectingClient {
     let urls = gateways.iter().map(|index| cluster.ws_url(*index)).collect();
     let backoff = Backoff { give_up_after: Duration::from_secs(40), ..Backoff::default() };
     ReconnectingClient::connect(urls, &cluster.token(identity, &["r", "r2"]), backoff).await.unwrap()
@@ -60,7 +60,7 @@ async fn join_is_refused_promptly(client: &mut Client) {
 
 /// Alice on gateway 0 and Bob on gateway 1 (each falling back on the other) join room r
 /// and a first offer goes from Alice to Bob.
-async fn alice_and_bob_signaling(cluster: &ProcessCluster) -> (ReconnectingClient, ReconnectingClient) {
+async fn alice_and_bob_signaling<R>(cluster: &ProcessCluster<R>) -> (ReconnectingClient, ReconnectingClient) {
     let mut alice = client(cluster, "alice", [0, 1]).await;
     let mut bob = client(cluster, "bob", [1, 0]).await;
     alice.join("r", None).await.unwrap();
@@ -81,7 +81,7 @@ async fn meet_and_signal_again(alice: &mut ReconnectingClient, bob: &mut Reconne
     assert_eq!(signal_of(alice, "answer").await, json!(2));
 }
 
-async fn readiness(cluster: &ProcessCluster, index: usize) -> u16 {
+async fn readiness<R>(cluster: &ProcessCluster<R>, index: usize) -> u16 {
     http_get(&cluster.http_url(index), "/readyz").await.0
 }
 
@@ -208,6 +208,40 @@ async fn sentinel_failover() {
     let killed_at = tokio::time::Instant::now();
     sentinel.wait_for("+switch-master", Duration::from_secs(30)).await;
     eprintln!("the Sentinel promoted the replica {:?} after the master died", killed_at.elapsed());
+
+    meet_and_signal_again(&mut alice, &mut bob).await;
+    eprintln!("signaling again {:?} after the master died", killed_at.elapsed());
+    for index in 0..2 {
+        assert!(cluster.gateway_running(index), "gateway {index} was not restarted");
+        testkit::eventually("ready again", Duration::from_secs(10), || async {
+            (readiness(&cluster, index).await == 200).then_some(())
+        })
+        .await;
+    }
+    assert!(cluster.room_service(0).is_running(), "the room service was not restarted");
+}
+
+/// A Redis Cluster of three masters with a replica each, the services given its URL.
+/// The master serving room r dies; the cluster promotes its replica; the gateways and
+/// the room service follow without a restart (their subscriptions move to the promoted
+/// replica), and the clients, told their state may be lost, reconnect, join again and
+/// signal as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_failover_is_followed_without_a_restart() {
+    tokio::time::timeout(Duration::from_secs(90), redis_cluster_failover()).await.expect("done within 90 s");
+}
+
+async fn redis_cluster_failover() {
+    let redis = testkit::RedisCluster::start(3, 1).await;
+    let url = redis.url();
+    let mut cluster = ProcessCluster::start_on_redis(redis, &url, 2).await;
+    let (mut alice, mut bob) = alice_and_bob_signaling(&cluster).await;
+
+    let victim = cluster.redis.kill_master_of("sb:room:{r}").await;
+    let killed_at = tokio::time::Instant::now();
+    cluster.redis.wait_until_healthy(Duration::from_secs(30)).await;
+    assert_ne!(cluster.redis.master_of("sb:room:{r}").await, victim, "a replica serves room r now");
+    eprintln!("the cluster promoted the replica {:?} after the master died", killed_at.elapsed());
 
     meet_and_signal_again(&mut alice, &mut bob).await;
     eprintln!("signaling again {:?} after the master died", killed_at.elapsed());

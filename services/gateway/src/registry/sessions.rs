@@ -181,15 +181,13 @@ impl Registry {
         local.attachment
     }
 
-    /// Undoes `begin_resume` (the resume failed); returns the rooms, whose
-    /// subscriptions the caller releases.
+    /// Undoes `begin_resume` (the resume failed); returns the rooms whose memberships
+    /// it removed, whose subscriptions the caller releases (a membership a peer_left
+    /// removed meanwhile released its own).
     pub fn abort_resume(&self, peer: &str) -> Vec<RoomName> {
         let mut state = self.lock();
         let Some(local) = state.peers.remove(peer) else { return Vec::new() };
-        for room in &local.rooms {
-            remove_membership(&mut state, peer, room);
-        }
-        local.rooms.into_iter().collect()
+        local.rooms.into_iter().filter(|room| remove_membership(&mut state, peer, room)).collect()
     }
 
     /// On the old gateway: another gateway asks for a session it now resumes. Returns

@@ -9,8 +9,9 @@ use bus::{Keyspace, RedisConfig};
 use bytes::Bytes;
 use cluster_proto::room::{Member, Room};
 use fred::clients::Client;
-use fred::interfaces::{ClientLike, KeysInterface};
+use fred::interfaces::{ClientLike, ClusterInterface, KeysInterface};
 use fred::types::Value;
+use fred::types::config::Server;
 use fred::types::scripts::Script;
 use prost::Message;
 
@@ -40,12 +41,12 @@ impl RedisRoomStore {
         Ok(Self {
             client: config.connect_client().await?,
             keys: config.keyspace(),
-            join: Script::from_lua(JOIN),
-            leave: Script::from_lua(LEAVE),
-            room_info: Script::from_lua(ROOM_INFO),
-            publish_if_exists: Script::from_lua(PUBLISH_IF_EXISTS),
-            move_member: Script::from_lua(MOVE_MEMBER),
-            members: Script::from_lua(MEMBERS),
+            join: script(JOIN, config),
+            leave: script(LEAVE, config),
+            room_info: script(ROOM_INFO, config),
+            publish_if_exists: script(PUBLISH_IF_EXISTS, config),
+            move_member: script(MOVE_MEMBER, config),
+            members: script(MEMBERS, config),
         })
     }
 
@@ -55,6 +56,69 @@ impl RedisRoomStore {
 
     async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<Value>) -> Result<Value> {
         script.evalsha_with_reload(&self.client, keys, args).await.map_err(store_error)
+    }
+}
+
+/// A script whose `PUBLISH` is the bus's publish command, so that what a script
+/// publishes reaches the same subscribers as the bus's own publications.
+fn script(lua: &str, config: &RedisConfig) -> Script {
+    Script::from_lua(format!("local PUBLISH = '{}'\n{lua}", config.publish_command()))
+}
+
+impl RedisRoomStore {
+    /// In a Redis Cluster, its masters in a stable order (each scans only its own keys);
+    /// `None` for a single Redis.
+    fn masters(&self) -> Option<Vec<Server>> {
+        let mut masters = self.client.cached_cluster_state()?.unique_primary_nodes();
+        masters.sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
+        Some(masters)
+    }
+}
+
+/// Where a listing of rooms goes on: a SCAN cursor and, in a Redis Cluster, which
+/// master it is a cursor of. The page token is the cursor, or `<master>.<cursor>`.
+/// Like SCAN itself, a listing while the cluster's masters change may miss or repeat
+/// rooms.
+struct ScanPosition {
+    master: usize,
+    cursor: String,
+    done: bool,
+}
+
+impl ScanPosition {
+    fn parse(token: Option<&str>, cluster: bool) -> Result<Self> {
+        let Some(token) = token else { return Ok(Self { master: 0, cursor: "0".into(), done: false }) };
+        let (master, cursor) = match token.split_once('.') {
+            Some((master, cursor)) if cluster => (master.parse().map_err(|_| Self::invalid())?, cursor),
+            None if !cluster => (0, token),
+            _ => return Err(Self::invalid()),
+        };
+        if cursor.is_empty() || !cursor.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(Self::invalid());
+        }
+        Ok(Self { master, cursor: cursor.into(), done: false })
+    }
+
+    fn invalid() -> RoomError {
+        RoomError::InvalidArgument("page_token is not one this service handed out".into())
+    }
+
+    /// After a SCAN call: when the master's cursor is back at 0, the listing moves to
+    /// the next master, or is complete after the last. True when complete.
+    fn finish_master(&mut self, masters: usize) -> bool {
+        if self.cursor == "0" {
+            self.master += 1;
+            self.done = self.master >= masters;
+        }
+        self.done
+    }
+
+    fn token(&self, cluster: bool) -> Option<String> {
+        match (self.done, cluster) {
+            (true, _) => None,
+            (false, true) => Some(format!("{}.{}", self.master, self.cursor)),
+            (false, false) => Some(self.cursor.clone()),
+        }
     }
 }
 
@@ -175,16 +239,23 @@ impl RoomStore for RedisRoomStore {
 
     async fn list_rooms(&self, limit: u32, page_token: Option<&str>) -> Result<RoomPage> {
         let pattern = self.keys.info_key_pattern();
-        let mut cursor = page_token.unwrap_or("0").to_string();
+        let masters = self.masters();
+        let mut position = ScanPosition::parse(page_token, masters.is_some())?;
         let mut rooms = Vec::new();
         // SCAN may return empty pages with a non-zero cursor; keep going (boundedly)
         // until something is found or the keyspace is exhausted.
         for _ in 0..64 {
-            let reply: Value =
-                self.client.scan_page(cursor.clone(), pattern.clone(), Some(limit), None).await.map_err(store_error)?;
-            let Value::Array(parts) = reply else { return Err(malformed("scan reply")) };
+            let scan = match &masters {
+                None => self.client.scan_page(position.cursor.clone(), pattern.clone(), Some(limit), None).await,
+                Some(masters) => {
+                    let master = masters.get(position.master).ok_or_else(ScanPosition::invalid)?.clone();
+                    let on_master = self.client.with_cluster_node(master);
+                    on_master.scan_page(position.cursor.clone(), pattern.clone(), Some(limit), None).await
+                }
+            };
+            let Value::Array(parts) = scan.map_err(store_error)? else { return Err(malformed("scan reply")) };
             let [next, keys] = parts.as_slice() else { return Err(malformed("scan reply")) };
-            cursor = next.as_string().ok_or_else(|| malformed("scan cursor"))?;
+            position.cursor = next.as_string().ok_or_else(|| malformed("scan cursor"))?;
             let Value::Array(keys) = keys else { return Err(malformed("scan keys")) };
             for key in keys {
                 let key = key.as_string().ok_or_else(|| malformed("scan key"))?;
@@ -194,12 +265,12 @@ impl RoomStore for RedisRoomStore {
                     rooms.push(room);
                 }
             }
-            if !rooms.is_empty() || cursor == "0" {
+            let finished = position.finish_master(masters.as_ref().map_or(1, Vec::len));
+            if !rooms.is_empty() || finished {
                 break;
             }
         }
-        let next_page_token = (cursor != "0").then_some(cursor);
-        Ok(RoomPage { rooms, next_page_token })
+        Ok(RoomPage { rooms, next_page_token: position.token(masters.is_some()) })
     }
 
     async fn publish_if_exists(&self, room: &str, event: Bytes) -> Result<bool> {

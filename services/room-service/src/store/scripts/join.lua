@@ -6,6 +6,8 @@
 -- ARGV[7] the member's gateway node
 -- Returns {status, capacity, created_at_ms, {peer id, member, ...}} where status is
 -- 0: full, nothing changed; 1: joined; 2: already a member, nothing published.
+-- PUBLISH is defined by the store when it loads the script: 'PUBLISH', or
+-- 'SPUBLISH' in a Redis Cluster (the channel shares the keys' hash slot).
 local members, info, owners = KEYS[1], KEYS[2], KEYS[3]
 local count = redis.call('HLEN', members)
 if count == 0 then
@@ -24,5 +26,5 @@ if count >= capacity then
 end
 redis.call('HSET', members, ARGV[1], ARGV[2])
 redis.call('HSET', owners, ARGV[1], ARGV[7])
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+redis.call(PUBLISH, ARGV[5], ARGV[6])
 return {1, capacity, created, redis.call('HGETALL', members)}

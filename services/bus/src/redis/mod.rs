@@ -1,0 +1,125 @@
+//! Redis pub/sub as the bus, and the Redis connection settings shared with the room
+//! store.
+//!
+//! One publisher client and one subscriber client per node: one connection each to a
+//! single Redis, one to each master of a Redis Cluster. In a cluster, room channels use
+//! sharded pub/sub (SPUBLISH/SSUBSCRIBE): a message is only sent to the nodes serving
+//! its channel's hash slot, so adding shards adds bus capacity, where a classic PUBLISH
+//! is copied to every node of the cluster. Every name of a room shares the room's hash
+//! tag (see [`crate::keys`]), so the room store's scripts can publish on the channel in
+//! the same atomic step that changes the room's keys.
+//!
+//! - [`config`]: the settings and the connected clients built from them.
+//! - [`subscriber`]: following the subscriber's connections, re-subscribing after a
+//!   reconnection and counting it, and forwarding what arrives.
+
+mod config;
+mod subscriber;
+
+pub use config::RedisConfig;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fred::clients::{Client, SubscriberClient};
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::types::config::Options;
+use fred::types::{ClusterHash, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::{Bus, BusError, Incoming, Keyspace, Topic};
+use config::{start, unavailable};
+
+/// The Redis pub/sub bus of one node.
+pub struct RedisBus {
+    keys: Keyspace,
+    publisher: Client,
+    subscriber: SubscriberClient,
+    /// Sharded pub/sub (a Redis Cluster) or classic.
+    sharded: bool,
+    interruptions: watch::Receiver<u64>,
+}
+
+impl RedisBus {
+    /// Connects the publisher and subscriber; incoming envelopes are queued on the
+    /// returned stream (at most `incoming_queue` waiting).
+    pub async fn connect(config: &RedisConfig, incoming_queue: usize) -> Result<(Self, Incoming), BusError> {
+        let sharded = config.is_cluster();
+        let publisher = config.connect_client().await?;
+        let subscriber = config.builder()?.build_subscriber_client().map_err(unavailable)?;
+        let (sender, receiver) = mpsc::channel(incoming_queue.max(1));
+        let (interrupted, interruptions) = watch::channel(0);
+        let (connected, first_servers) = oneshot::channel();
+        // Listen to the message and connection streams before connecting so nothing is
+        // missed.
+        tokio::spawn(subscriber::forward_messages(subscriber.message_rx(), sender, interrupted.clone()));
+        let connections = subscriber.reconnect_rx();
+        tokio::spawn(subscriber::follow_connections(
+            subscriber.clone(),
+            connections,
+            sharded,
+            first_servers,
+            interrupted,
+        ));
+        start(&subscriber, config.connect_timeout).await?;
+        let _ = connected.send(subscriber.active_connections());
+        Ok((Self { keys: config.keyspace(), publisher, subscriber, sharded, interruptions }, receiver))
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    async fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Result<(), BusError> {
+        let channel = self.keys.channel(topic);
+        // The receiver count PUBLISH returns is not a delivery count (in Redis Cluster it
+        // is 0 even when delivered), so it is ignored.
+        let _: Value = if self.sharded {
+            self.publisher.spublish(channel, envelope).await
+        } else {
+            self.publisher.publish(channel, envelope).await
+        }
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, topic: Topic<'_>) -> Result<(), BusError> {
+        let channel = self.keys.channel(topic);
+        // fred answers SUBSCRIBE as soon as it has queued the command, before Redis has
+        // seen it, so a publish right after could still miss this node. Redis answers
+        // one connection's commands in order: once a PING sent after the SUBSCRIBE on
+        // the same connection is answered, the subscription is in effect. In a cluster
+        // that connection is the one to the master of the channel's slot.
+        let _: Value = if self.sharded {
+            let slot = fred::util::redis_keyslot(channel.as_bytes());
+            self.subscriber.ssubscribe(channel).await.map_err(unavailable)?;
+            let on_that_master = Options { cluster_hash: Some(ClusterHash::Custom(slot)), ..Options::default() };
+            self.subscriber.with_options(&on_that_master).ping(None).await
+        } else {
+            self.subscriber.subscribe(channel).await.map_err(unavailable)?;
+            self.subscriber.ping(None).await
+        }
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, topic: Topic<'_>) -> Result<(), BusError> {
+        let channel = self.keys.channel(topic);
+        if self.sharded {
+            self.subscriber.sunsubscribe(channel).await
+        } else {
+            self.subscriber.unsubscribe(channel).await
+        }
+        .map_err(unavailable)
+    }
+
+    async fn check(&self) -> Result<(), BusError> {
+        if !self.subscriber.is_connected() {
+            return Err(BusError::Unavailable("the subscriber connection to Redis is down".into()));
+        }
+        let _: Value = self.publisher.ping(None).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn interruptions(&self) -> watch::Receiver<u64> {
+        self.interruptions.clone()
+    }
+}

@@ -1,0 +1,97 @@
+//! The bus's subscriber client: what it does when a connection is re-established, and
+//! how what it receives reaches the node.
+//!
+//! Re-subscribing is done here rather than by fred's `manage_subscriptions`: that one
+//! sends every kind of subscription it tracks, an empty SUBSCRIBE included, which Redis
+//! refuses, and stops at the first refusal, so with only sharded channels it never
+//! re-ran SSUBSCRIBE. (A plain client without either reconnects and silently receives
+//! nothing, see ../shared/dependencies.md.)
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use fred::clients::SubscriberClient;
+use fred::interfaces::PubsubInterface;
+use fred::types::config::Server;
+use fred::types::{Key, Value};
+use tokio::sync::{broadcast, broadcast::error::RecvError, mpsc, oneshot, watch};
+
+/// Follows the subscriber's connections. The connections made while the client first
+/// connected (`first_servers`, one per master of a cluster) are expected; every later
+/// one replaces a lost connection, to the same server or to a replica promoted in its
+/// place: whatever was published between losing the old connection and subscribing on
+/// the new one was not received. So the node's subscriptions are made again, then
+/// counted as an interruption, in that order, so that what a node re-reads because of
+/// the interruption is read while it hears the channel again.
+pub(super) async fn follow_connections(
+    subscriber: SubscriberClient,
+    mut connections: broadcast::Receiver<Server>,
+    sharded: bool,
+    first_servers: oneshot::Receiver<Vec<Server>>,
+    interrupted: watch::Sender<u64>,
+) {
+    let Ok(first) = first_servers.await else { return };
+    let mut expected: HashSet<Server> = first.into_iter().collect();
+    loop {
+        match connections.recv().await {
+            Ok(server) if expected.remove(&server) => tracing::debug!(%server, "bus subscriber connected"),
+            Ok(server) => {
+                tracing::warn!(%server, "bus subscriber reconnected: messages published meanwhile are lost");
+                if let Err(error) = resubscribe(&subscriber, sharded).await {
+                    // The connection went again: the next one resubscribes.
+                    tracing::warn!(%error, "re-subscribing the bus failed");
+                }
+                interrupted.send_modify(|count| *count += 1);
+            }
+            Err(RecvError::Lagged(_)) => interrupted.send_modify(|count| *count += 1),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Subscribes again to every channel the node is subscribed to. Sharded channels are
+/// grouped by hash slot: one SSUBSCRIBE may only name channels of one slot.
+async fn resubscribe(subscriber: &SubscriberClient, sharded: bool) -> Result<(), fred::error::Error> {
+    if sharded {
+        let channels: Vec<Key> = subscriber.tracked_shard_channels().into_iter().map(Key::from).collect();
+        for (_, group) in fred::util::group_by_hash_slot(channels)? {
+            subscriber.ssubscribe(group.into_iter().collect::<Vec<_>>()).await?;
+        }
+    } else {
+        let channels: Vec<Key> = subscriber.tracked_channels().into_iter().map(Key::from).collect();
+        if !channels.is_empty() {
+            subscriber.subscribe(channels).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves message payloads from fred's broadcast channel to the node's queue. It only
+/// forwards bytes, so a slow client can never stall the connection Redis writes to.
+pub(super) async fn forward_messages(
+    mut messages: broadcast::Receiver<fred::types::Message>,
+    sink: mpsc::Sender<Bytes>,
+    interrupted: watch::Sender<u64>,
+) {
+    loop {
+        let payload = match messages.recv().await {
+            Ok(message) => match message.value {
+                Value::Bytes(bytes) => bytes,
+                Value::String(text) => text.into_inner(),
+                other => {
+                    tracing::warn!(kind = ?other.kind(), "ignoring a non-binary bus message");
+                    continue;
+                }
+            },
+            Err(RecvError::Lagged(lost)) => {
+                tracing::error!(lost, "bus subscriber fell behind: envelopes lost");
+                interrupted.send_modify(|count| *count += 1);
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if sink.send(payload).await.is_err() {
+            return;
+        }
+    }
+}
