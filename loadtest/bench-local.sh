@@ -11,6 +11,10 @@
 # The first argument names the scenario, the rest go to it (loadtest/README.md); the
 # gateways' URLs and their metrics URLs are added. The report is the
 # last line of standard output.
+#
+# REDIS_SHARDS=N runs a Redis Cluster of N masters (1, or 3 and more) instead of one
+# plain redis-server: room channels then use sharded pub/sub. Either way the Redis
+# servers' CPU seconds over the run (INFO cpu, summed) go to standard error.
 set -euo pipefail
 scenario=${1:?usage: loadtest/bench-local.sh negotiate|connect [ARGS...]}
 shift
@@ -38,10 +42,40 @@ wait_port() {
     return 1
 }
 
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$logs/redis.log" 2>&1 &
-pids+=($!)
-wait_port "$redis_port"
-"$bin/room-service" --redis-url "redis://127.0.0.1:$redis_port" \
+shards=${REDIS_SHARDS:-0}
+redis_ports=()
+for i in $(seq 0 $((shards > 0 ? shards - 1 : 0))); do
+    port=$((redis_port + (i > 0 ? 30 + i : 0)))
+    cluster_args=()
+    if [ "$shards" -gt 0 ]; then
+        cluster_args=(--cluster-enabled yes --cluster-config-file "$logs/nodes-$port.conf" --cluster-port $((port + 100))
+            --cluster-announce-ip 127.0.0.1)
+    fi
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no "${cluster_args[@]}" \
+        >"$logs/redis-$port.log" 2>&1 &
+    pids+=($!)
+    wait_port "$port"
+    redis_ports+=("$port")
+done
+redis_url="redis://127.0.0.1:$redis_port"
+if [ "$shards" -eq 1 ]; then
+    redis-cli -p "$redis_port" CLUSTER ADDSLOTSRANGE 0 16383 >/dev/null
+elif [ "$shards" -gt 1 ]; then
+    redis-cli --cluster create "${redis_ports[@]/#/127.0.0.1:}" --cluster-yes >"$logs/cluster.log" 2>&1
+fi
+if [ "$shards" -gt 0 ]; then
+    for port in "${redis_ports[@]}"; do
+        until redis-cli -p "$port" CLUSTER INFO | grep -q cluster_state:ok; do sleep 0.1; done
+    done
+    redis_url="redis-cluster://127.0.0.1:$redis_port"
+fi
+# CPU seconds (user + system) of every Redis server so far.
+redis_cpu() {
+    for port in "${redis_ports[@]}"; do redis-cli -p "$port" INFO cpu; done |
+        awk -F: '/^used_cpu_(user|sys):/ { total += $2 } END { printf "%.3f", total }'
+}
+
+"$bin/room-service" --redis-url "$redis_url" \
     --listen "127.0.0.1:$room_port" --admin-listen "127.0.0.1:$room_admin" >"$logs/room.log" 2>&1 &
 pids+=($!)
 wait_port "$room_port"
@@ -50,7 +84,7 @@ for i in 0 1; do
     port=$((base + 10 + i)) admin=$((base + 20 + i))
     # The tester is one source address whose connections each send far more than one
     # person would: the per-connection and per-address limits are lifted.
-    GATEWAY_REDIS__URL="redis://127.0.0.1:$redis_port" GATEWAY_ROOM_SERVICE__URL="http://127.0.0.1:$room_port" \
+    GATEWAY_REDIS__URL="$redis_url" GATEWAY_ROOM_SERVICE__URL="http://127.0.0.1:$room_port" \
         GATEWAY_AUTH__JWT_SECRET=$secret GATEWAY_LIMITS__CONNECTIONS_PER_IP_PER_SECOND=0 \
         GATEWAY_LIMITS__MESSAGES_PER_SECOND=1000000 GATEWAY_LIMITS__MESSAGE_BURST=1000000 \
         GATEWAY_LIMITS__BYTES_PER_SECOND=1000000000 GATEWAY_LIMITS__BYTE_BURST=1000000000 \
@@ -62,4 +96,6 @@ for i in 0 1; do
     metrics+=(--metrics "http://127.0.0.1:$admin/metrics")
 done
 urls+=("${metrics[@]}")
+cpu_before=$(redis_cpu)
 "$bin/switchboard-loadtest" "$scenario" "${urls[@]}" --jwt-secret "$secret" "$@"
+echo "redis: ${#redis_ports[@]} server(s), $(awk -v a="$cpu_before" -v b="$(redis_cpu)" 'BEGIN { printf "%.3f", b - a }') CPU seconds during the run" >&2

@@ -36,7 +36,7 @@ use room_service::grpc::Access;
 use room_service::sessions::redis::RedisSessionStore;
 use room_service::store::redis::RedisRoomStore;
 use room_service::{Rooms, RoomsConfig};
-use testkit::RedisServer;
+use testkit::{RedisCluster, RedisServer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -68,6 +68,7 @@ pub struct TestCluster {
     gateways: Vec<Node>,
     room_service: Option<Node>,
     redis: Option<RedisServer>,
+    redis_cluster: Option<RedisCluster>,
 }
 
 /// Logs of the in-process nodes, when `E2E_LOG` holds a filter (e.g.
@@ -101,7 +102,7 @@ impl TestCluster {
     pub async fn embedded_with(tweak: impl FnOnce(&mut GatewayConfig)) -> Self {
         let mut config = base_config();
         tweak(&mut config);
-        Self { gateways: vec![start_gateway(config).await], room_service: None, redis: None }
+        Self { gateways: vec![start_gateway(config).await], room_service: None, redis: None, redis_cluster: None }
     }
 
     /// A real redis-server, a room service over gRPC and `gateways` gateways.
@@ -122,7 +123,28 @@ impl TestCluster {
         tweak: impl Fn(&mut GatewayConfig),
     ) -> Self {
         let redis = RedisServer::start().await;
-        let redis_config = RedisConfig { url: Some(redis.url()), ..RedisConfig::default() };
+        let mut cluster = Self::on_redis(&redis.url(), gateways, rooms, access, tweak).await;
+        cluster.redis = Some(redis);
+        cluster
+    }
+
+    /// Like [`TestCluster::redis_with`] on a Redis Cluster of three masters: room
+    /// channels are sharded, each room's keys and channel on one master.
+    pub async fn redis_cluster_with(gateways: usize, rooms: RoomsConfig, tweak: impl Fn(&mut GatewayConfig)) -> Self {
+        let redis = RedisCluster::start(3, 0).await;
+        let mut cluster = Self::on_redis(&redis.url(), gateways, rooms, Access::default(), tweak).await;
+        cluster.redis_cluster = Some(redis);
+        cluster
+    }
+
+    async fn on_redis(
+        url: &str,
+        gateways: usize,
+        rooms: RoomsConfig,
+        access: Access,
+        tweak: impl Fn(&mut GatewayConfig),
+    ) -> Self {
+        let redis_config = RedisConfig { url: Some(url.into()), ..RedisConfig::default() };
         let room_service = start_room_service(&redis_config, rooms, access).await;
         let mut nodes = Vec::with_capacity(gateways);
         for index in 0..gateways {
@@ -133,7 +155,7 @@ impl TestCluster {
             tweak(&mut config);
             nodes.push(start_gateway(config).await);
         }
-        Self { gateways: nodes, room_service: Some(room_service), redis: Some(redis) }
+        Self { gateways: nodes, room_service: Some(room_service), redis: None, redis_cluster: None }
     }
 
     pub fn gateway_count(&self) -> usize {

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::bystanders::{bystanders, bystanders_still_talk};
 use crate::{TestCluster, expect};
 
-on_both_deployments!(malformed_requests_get_errors_and_the_connection_lives, oversized_frames_close_with_1009);
+on_each_deployment!(malformed_requests_get_errors_and_the_connection_lives, oversized_frames_close_with_1009);
 
 /// Sends `text` and returns the error it earns: (code, message, id as JSON text).
 async fn error_for(client: &mut Client, text: &str) -> (ErrorCode, String, Option<String>) {

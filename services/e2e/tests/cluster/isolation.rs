@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::{TestCluster, expect};
 
-on_both_deployments!(signals_stay_inside_shared_rooms, from_is_set_by_the_server, tokens_are_enforced);
+on_each_deployment!(signals_stay_inside_shared_rooms, from_is_set_by_the_server, tokens_are_enforced);
 
 async fn signals_stay_inside_shared_rooms(cluster: &TestCluster) {
     let mut alice = cluster.connect(0, "alice", &["a"]).await;

@@ -1,16 +1,17 @@
 //! End-to-end tests of the cluster: real sockets, real WebSocket clients, and, for the
 //! cluster variants, a real redis-server with a room service and three gateways.
 //!
-//! Scenarios written once run against both deployments: `embedded` (one gateway,
-//! in-memory bus and rooms) and `redis` (three gateways, so the peers of one scenario
-//! sit on different gateways).
+//! Scenarios written once run against each deployment: `embedded` (one gateway,
+//! in-memory bus and rooms), `redis` (three gateways, so the peers of one scenario sit
+//! on different gateways) and `redis_cluster` (the same on a Redis Cluster of three
+//! masters: sharded room channels, rooms spread over the masters).
 
 pub use e2e::{TestCluster, expect};
 
-/// Runs each scenario `fn(&TestCluster)` on an embedded gateway and on a three-gateway
-/// Redis cluster; with `tweak: ` first, every gateway's configuration goes through
-/// `fn tweak(&mut GatewayConfig)`.
-macro_rules! on_both_deployments {
+/// Runs each scenario `fn(&TestCluster)` on an embedded gateway, on three gateways over
+/// one Redis, and on three gateways over a Redis Cluster of three masters; with `tweak: `
+/// first, every gateway's configuration goes through `fn tweak(&mut GatewayConfig)`.
+macro_rules! on_each_deployment {
     ($tweak:ident: $($scenario:ident),* $(,)?) => {$(
         mod $scenario {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,12 +26,18 @@ macro_rules! on_both_deployments {
                 super::$scenario(&cluster).await;
                 cluster.shutdown().await;
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis_cluster() {
+                let cluster = crate::TestCluster::redis_cluster_with(3, Default::default(), super::$tweak).await;
+                super::$scenario(&cluster).await;
+                cluster.shutdown().await;
+            }
         }
     )*};
     ($($scenario:ident),* $(,)?) => {
         /// The configuration as the test clusters have it.
         fn unchanged(_: &mut gateway::GatewayConfig) {}
-        on_both_deployments!(unchanged: $($scenario),*);
+        on_each_deployment!(unchanged: $($scenario),*);
     };
 }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::{TestCluster, expect};
 
-on_both_deployments!(four_peer_mesh_over_three_gateways, concurrent_joins_see_every_member_exactly_once);
+on_each_deployment!(four_peer_mesh_over_three_gateways, concurrent_joins_see_every_member_exactly_once);
 
 /// Four peers join one by one, spread over the gateways; every pair negotiates (the
 /// newcomer offers to each earlier member); then one leaves and one drops its socket.

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::{TestCluster, expect};
 
-on_both_deployments!(one_to_one_offer_answer_and_trickle_ice);
+on_each_deployment!(one_to_one_offer_answer_and_trickle_ice);
 
 const CANDIDATES: usize = 20;
 

@@ -26,8 +26,8 @@ fn strict_byte_rate(config: &mut GatewayConfig) {
     config.limits.bytes_per_second = 1024;
 }
 
-on_both_deployments!(strict_message_rate: a_flood_is_refused_then_served_again_then_closed);
-on_both_deployments!(strict_byte_rate: bytes_are_limited_apart_from_messages);
+on_each_deployment!(strict_message_rate: a_flood_is_refused_then_served_again_then_closed);
+on_each_deployment!(strict_byte_rate: bytes_are_limited_apart_from_messages);
 
 async fn a_flood_is_refused_then_served_again_then_closed(cluster: &TestCluster) {
     let (mut alice, mut bob) = bystanders(cluster).await;

@@ -279,6 +279,18 @@ async fn bad_values_are_refused_with_the_reason() {
     assert!(mistyped.contains("replicaCount"), "{mistyped}");
     let no_redis = render_error(&["redis.enabled=false"]).await;
     assert!(no_redis.contains("redis.url is required"), "{no_redis}");
-    let cluster = render_error(&["redis.enabled=false", "redis.url=redis-cluster://redis:7000"]).await;
-    assert!(cluster.contains("url"), "{cluster}");
+    let not_redis = render_error(&["redis.enabled=false", "redis.url=http://redis:7000"]).await;
+    assert!(not_redis.contains("url"), "{not_redis}");
+}
+
+#[tokio::test]
+async fn a_redis_cluster_is_given_by_its_url() {
+    let url = "redis-cluster://redis-0:6379?node=redis-1:6379&node=redis-2:6379";
+    let (all, _) = render(&["production-values.yaml"], &[&format!("redis.url={url}")], "chart-redis-cluster").await;
+    assert!(objects(&all, "StatefulSet").is_empty(), "no bundled Redis");
+    for deployment in [gateway_name(), room_service_name()] {
+        let env = container_env(&pod_spec(&all, &deployment)["containers"][0], &all);
+        let variable = env.iter().find(|(name, _)| name.ends_with("REDIS__URL")).map(|(_, value)| value.as_str());
+        assert_eq!(variable, Some(url), "{deployment}");
+    }
 }

@@ -283,3 +283,33 @@ impl RoomStore for RedisRoomStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_say_which_master_in_a_cluster_and_are_checked() {
+        let first = ScanPosition::parse(None, true).unwrap();
+        assert_eq!((first.master, first.cursor.as_str()), (0, "0"));
+        let next = ScanPosition::parse(Some("2.1536"), true).unwrap();
+        assert_eq!((next.master, next.cursor.as_str()), (2, "1536"));
+        assert_eq!(next.token(true).as_deref(), Some("2.1536"));
+        assert_eq!(ScanPosition::parse(Some("1536"), false).unwrap().token(false).as_deref(), Some("1536"));
+        for (token, cluster) in [("1536", true), ("2.1536", false), ("x.5", true), ("1.", true), ("1.-5", true)] {
+            assert!(matches!(ScanPosition::parse(Some(token), cluster), Err(RoomError::InvalidArgument(_))), "{token}");
+        }
+    }
+
+    #[test]
+    fn a_listing_moves_through_the_masters_and_ends_after_the_last() {
+        let mut position = ScanPosition::parse(None, true).unwrap();
+        position.cursor = "88".into();
+        assert!(!position.finish_master(2), "the first master has more");
+        position.cursor = "0".into();
+        assert!(!position.finish_master(2));
+        assert_eq!(position.token(true).as_deref(), Some("1.0"), "the second master from its start");
+        assert!(position.finish_master(2), "the last master's cursor is back at 0");
+        assert_eq!(position.token(true), None);
+    }
+}
