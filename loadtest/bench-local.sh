@@ -7,6 +7,12 @@
 #   cargo build --release --bins
 #   loadtest/bench-local.sh negotiate --rooms 50 --rate 2000 --duration 20s
 #   loadtest/bench-local.sh connect --connections 10000 --rate 2000 --source-ip 127.0.0.2 --source-ip 127.0.0.3
+#   loadtest/bench-local.sh churn --clients 50 --rate 200 --duration 20s
+#   loadtest/bench-local.sh storm --pairs 20 --duration 20s --disrupt 'kill -TERM $PID_GATEWAY_0'
+#
+# The gateways' process ids are exported as PID_GATEWAY_0 and PID_GATEWAY_1 for a
+# storm's --disrupt command (single-quoted, so that the tester's shell expands them;
+# not GATEWAY_*, which the gateways would read as settings).
 #
 # The first argument names the scenario, the rest go to it (loadtest/README.md); the
 # gateways' URLs and their metrics URLs are added. The report is the
@@ -16,7 +22,7 @@
 # plain redis-server: room channels then use sharded pub/sub. Either way the Redis
 # servers' CPU seconds over the run (INFO cpu, summed) go to standard error.
 set -euo pipefail
-scenario=${1:?usage: loadtest/bench-local.sh negotiate|connect [ARGS...]}
+scenario=${1:?usage: loadtest/bench-local.sh negotiate|connect|churn|storm [ARGS...]}
 shift
 # Each connection is a file descriptor in the tester and in a gateway: as many as the
 # hard limit allows (20,000 on the development machine, which caps one tester process
@@ -91,6 +97,7 @@ for i in 0 1; do
         GATEWAY_LIMITS__MAX_CONNECTIONS=1000000 \
         "$bin/gateway" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" >"$logs/gateway-$i.log" 2>&1 &
     pids+=($!)
+    export "PID_GATEWAY_$i=$!"
     wait_port "$port"
     urls+=(--gateway "ws://127.0.0.1:$port/ws")
     metrics+=(--metrics "http://127.0.0.1:$admin/metrics")

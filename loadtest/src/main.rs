@@ -7,6 +7,10 @@
 //!   histograms and message accounting (loadtest/README.md);
 //! - `connect`: many idle connections, for connect latency and the gateways' memory
 //!   per connection;
+//! - `churn`: joins, leaves, disconnects and reconnects at a given rate, for their
+//!   latency and for memberships left behind;
+//! - `storm`: pairs signaling while a command disrupts the cluster (a gateway drained
+//!   or killed), for reconnection times and lost messages;
 //! - `merge`: the reports of several runs made at the same time (the pods of the
 //!   in-cluster Job, k8s/loadtest) as one.
 //!
@@ -57,6 +61,18 @@ enum Command {
     /// and with the gateways' --metrics URLs their memory per connection and CPU. Exit
     /// status 1 if any connection failed or was lost.
     Connect(scenarios::connect::ConnectArgs),
+    /// --clients join and leave rooms at --rate cycles a second over all of them,
+    /// reconnecting every --reconnect-every cycles, for --duration. Reports connect,
+    /// join and leave latency, and the members still in the rooms once every client has
+    /// gone. Exit status 1 if any step failed or any member was left behind.
+    Churn(scenarios::churn::ChurnArgs),
+    /// --pairs of members on different gateways exchange numbered signals at --rate for
+    /// --duration while --disrupt (a shell command: drain or kill a gateway) runs at
+    /// --disrupt-at; the members reconnect and resume elsewhere. Reports reconnections
+    /// (resumed, with a gap, new sessions) and their times, and lost, duplicated and
+    /// reordered messages. Exit status 1 if a member failed, anything was duplicated or
+    /// reordered, or more than --max-lost messages were lost.
+    Storm(scenarios::storm::StormArgs),
     /// Merge the reports of runs made at the same time (for example the pods of the
     /// in-cluster Job) into one. Reads whole logs: lines that are not reports are
     /// skipped.
@@ -70,6 +86,8 @@ async fn main() -> ExitCode {
         Command::Smoke(args) => Ok(smoke::run(args).await),
         Command::Negotiate(args) => scenarios::negotiate::run(args).await.map(Report::Negotiate).map(publish),
         Command::Connect(args) => scenarios::connect::run(args).await.map(Report::Connect).map(publish),
+        Command::Churn(args) => scenarios::churn::run(args).await.map(Report::Churn).map(publish),
+        Command::Storm(args) => scenarios::storm::run(args).await.map(Report::Storm).map(publish),
         Command::Merge(args) => merge::run(args).map(publish),
     };
     match outcome {

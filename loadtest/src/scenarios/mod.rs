@@ -1,8 +1,10 @@
 //! The load scenarios. Each produces a report that merges with the reports of the
 //! same scenario run at the same time elsewhere (the pods of the in-cluster Job).
 
+pub mod churn;
 pub mod connect;
 pub mod negotiate;
+pub mod storm;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub enum Report {
     Negotiate(negotiate::NegotiateReport),
     Connect(connect::ConnectReport),
+    Churn(churn::ChurnReport),
+    Storm(storm::StormReport),
 }
 
 impl Report {
@@ -21,6 +25,8 @@ impl Report {
         match self {
             Report::Negotiate(report) => report.ok,
             Report::Connect(report) => report.ok,
+            Report::Churn(report) => report.ok,
+            Report::Storm(report) => report.ok,
         }
     }
 
@@ -28,6 +34,8 @@ impl Report {
         match self {
             Report::Negotiate(report) => report.summary(),
             Report::Connect(report) => report.summary(),
+            Report::Churn(report) => report.summary(),
+            Report::Storm(report) => report.summary(),
         }
     }
 
@@ -41,6 +49,14 @@ impl Report {
             (Report::Connect(mut mine), Report::Connect(theirs)) => {
                 mine.merge(theirs);
                 Ok(Report::Connect(mine))
+            }
+            (Report::Churn(mut mine), Report::Churn(theirs)) => {
+                mine.merge(theirs);
+                Ok(Report::Churn(mine))
+            }
+            (Report::Storm(mut mine), Report::Storm(theirs)) => {
+                mine.merge(theirs);
+                Ok(Report::Storm(mine))
             }
             _ => anyhow::bail!("reports of different scenarios do not merge"),
         }

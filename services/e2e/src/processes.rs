@@ -108,6 +108,12 @@ impl ServiceProcess {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// The process id, while it runs (for a tool that signals it, e.g. the load
+    /// tester's `storm --disrupt`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Whether the process is still running (it has not exited or crashed).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -353,3 +353,27 @@ fn a_handover_for_an_unknown_session_is_a_gap() {
     let [Effect::HandOver { data, .. }] = &effects[..] else { panic!("{effects:?}") };
     assert_eq!((data.frames.len(), data.next_seq, data.gap), (0, 6, true));
 }
+
+/// A resume that fails after a peer_left arrived for one of its rooms: each room's
+/// subscription reference is released exactly once, by the peer_left's effect or by
+/// the caller of `abort_resume` (which releases only what it returns), never by both.
+#[test]
+fn an_aborted_resume_releases_each_room_once() {
+    let registry = registry();
+    let rooms = ["r".to_string(), "s".to_string()];
+    let _echoes = registry.begin_resume("alice", &rooms);
+    let released_by_leave: Vec<String> = registry
+        .dispatch(left_event("alice", RpcReason::Removed))
+        .into_iter()
+        .filter_map(|effect| match effect {
+            Effect::Release(room) => Some(room.to_string()),
+            _ => None,
+        })
+        .collect();
+    let released_by_abort: Vec<String> = registry.abort_resume("alice").iter().map(|room| room.to_string()).collect();
+    for room in &rooms {
+        let times = released_by_leave.iter().chain(&released_by_abort).filter(|released| *released == room).count();
+        assert_eq!(times, 1, "{room}: by the leave {released_by_leave:?}, by the abort {released_by_abort:?}");
+    }
+    assert!(registry.abort_resume("alice").is_empty(), "nothing left to release");
+}

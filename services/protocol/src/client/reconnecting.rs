@@ -153,6 +153,15 @@ impl ReconnectingClient {
         }
     }
 
+    /// A message that has already arrived, without waiting for one. A lost connection
+    /// or a `reconnect` instruction found on the way is handled first (which waits for
+    /// the reconnection), so a sender that only polls between sends follows its
+    /// gateway as [`Self::next_message`] does.
+    pub async fn poll_message(&mut self) -> Result<Option<ServerMessage>, ClientError> {
+        self.follow_instructions().await?;
+        Ok(self.pending.pop_front())
+    }
+
     /// Reads what has already arrived; on a `reconnect` instruction, moves at once.
     async fn follow_instructions(&mut self) -> Result<(), ClientError> {
         loop {

@@ -1,0 +1,45 @@
+//! `switchboard-loadtest churn` against real processes: Redis, a room service and two
+//! gateways. Clients join, leave and reconnect for a few seconds; every step is timed
+//! and nobody is left in a room. A member that stays (here, one the test holds in a
+//! room) fails the run.
+
+mod support;
+
+use e2e::processes::ProcessCluster;
+use support::{Tester, count};
+
+const CHURN: [&str; 10] =
+    ["--clients", "20", "--rate", "100", "--rooms", "4", "--reconnect-every", "3", "--duration", "3s"];
+
+#[tokio::test]
+async fn clients_churn_through_rooms_and_leave_nothing_behind() {
+    let cluster = ProcessCluster::start(2, &[], "1s").await;
+    let metrics = format!("http://{}/metrics", cluster.gateway(0).admin_addr());
+    let mut args = CHURN.to_vec();
+    args.extend(["--metrics", &metrics]);
+    let (passed, report) = Tester::start("churn", &cluster, &args).finish().await;
+    assert!(passed, "{report}");
+    assert_eq!(report["scenario"], "churn");
+    let cycles = count(&report, &["cycles"]);
+    assert!(cycles >= 150, "about 300 cycles in 3 s at 100/s: {report}");
+    assert_eq!(count(&report, &["join_us", "count"]), cycles);
+    assert_eq!(count(&report, &["leave_us", "count"]), cycles);
+    // A first connection each, then a new one after every third cycle.
+    let connects = count(&report, &["connect_us", "count"]);
+    assert!(connects > 20 && connects <= 20 + cycles / 3, "{connects} connects: {report}");
+    assert_eq!(count(&report, &["leftover_members"]), 0);
+    assert!(report["server_cpu_us_per_cycle"].as_f64().unwrap() > 0.0, "{report}");
+}
+
+#[tokio::test]
+async fn a_member_left_in_a_room_fails_the_run() {
+    let cluster = ProcessCluster::start(2, &[], "1s").await;
+    let mut stayer = cluster.connect(1, "stayer", &["churn-test-2"]).await;
+    stayer.join("churn-test-2", None).await.unwrap();
+    let mut args = CHURN.to_vec();
+    args.extend(["--room-prefix", "churn-test", "--duration", "1s", "--settle-timeout", "1s"]);
+    let (passed, report) = Tester::start("churn", &cluster, &args).finish().await;
+    assert!(!passed, "{report}");
+    assert_eq!(count(&report, &["leftover_members"]), 1, "{report}");
+    assert_eq!(count(&report, &["errors"]), 0, "{report}");
+}
