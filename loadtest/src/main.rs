@@ -19,8 +19,10 @@
 
 mod clients;
 mod histogram;
+mod live;
 mod merge;
 mod negotiation;
+mod plot;
 mod scenarios;
 mod server_stats;
 mod smoke;

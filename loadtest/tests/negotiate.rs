@@ -40,10 +40,27 @@ async fn the_offered_rate_caps_what_is_sent() {
     // 4 rooms, 20 messages a negotiation, 400 messages a second: each room's turn
     // comes every 200 ms, so 2 s hold at most 10 negotiations a room.
     let metrics = [0, 1].map(|index| format!("http://{}/metrics", cluster.gateway(index).admin_addr()));
-    let args =
-        ["--rooms", "4", "--rate", "400", "--duration", "2s", "--metrics", &metrics[0], "--metrics", &metrics[1]];
+    let plot = std::env::temp_dir().join(format!("loadtest-negotiate-{}.svg", std::process::id()));
+    let plot_arg = plot.to_string_lossy().to_string();
+    let args = [
+        ["--rooms", "4", "--rate", "400", "--duration", "2s"].as_slice(),
+        &["--metrics", &metrics[0], "--metrics", &metrics[1], "--plot", &plot_arg],
+    ]
+    .concat();
     let (passed, report) = negotiate(&cluster, &args).finish().await;
     assert!(passed, "{report}");
+    // The timeline: a point a second, together the messages received.
+    let timeline = report["timeline"].as_array().expect("a timeline");
+    assert!((2..=3).contains(&timeline.len()), "{report}");
+    let seconds_received: f64 = timeline.iter().map(|point| point["per_s"].as_f64().unwrap()).sum();
+    assert!(seconds_received > 0.0 && timeline.iter().all(|point| point["p99_us"].is_u64()), "{report}");
+    let svg = std::fs::read_to_string(&plot).expect("the plot was written");
+    let _ = std::fs::remove_file(&plot);
+    assert!(
+        svg.starts_with("<svg") && svg.contains("p99") && svg.contains("received/s"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
     assert_eq!(report["servers"].as_array().unwrap().len(), 2, "both gateways sampled");
     assert!(report["server_cpu_us_per_message"].as_f64().unwrap() > 0.0, "{report}");
     let negotiations = count(&report, &["negotiations"]);

@@ -32,6 +32,8 @@ async fn a_drained_gateway_loses_nothing() {
     assert_eq!(count(&report, &["reconnections", "members"]), 6, "{report}");
     assert_eq!(count(&report, &["reconnections", "resumed"]), 6, "{report}");
     assert_eq!(count(&report, &["reconnections", "time_us", "count"]), 6);
+    let timeline = report["timeline"].as_array().expect("a timeline");
+    assert!(timeline.len() >= 3, "a point a second over 3 s and the settling: {report}");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! from reordered, and intact from altered, and measure each message's one-way latency
 //! (sender and receiver are in this process, on one clock).
 
+use crate::live::Live;
 use std::time::Instant;
 
 use protocol::ServerMessage;
@@ -39,6 +40,7 @@ pub async fn receive(
     deadline: Instant,
     epoch: Instant,
     stats: &mut RoomStats,
+    live: &Live,
 ) -> Result<(), ClientError> {
     let mut seen = vec![false; burst.expected.len()];
     let mut arrived = 0;
@@ -58,6 +60,7 @@ pub async fn receive(
             ServerMessage::Signal { room, from, kind, data } => (room, from, kind, data.to_value()),
             ServerMessage::Error { code, message, .. } => {
                 stats.errors.record(format!("error {code}: {message}"));
+                live.error();
                 continue;
             }
             // Presence and other room events.
@@ -78,7 +81,9 @@ pub async fn receive(
             seen[index] = true;
             arrived += 1;
             stats.tally.received += 1;
-            stats.latency.record_micros(micros_since(epoch).saturating_sub(sent_at));
+            let latency = micros_since(epoch).saturating_sub(sent_at);
+            stats.latency.record_micros(latency);
+            live.message(Some(latency));
             if highest.is_some_and(|highest| index < highest) {
                 stats.tally.out_of_order += 1;
             }

@@ -24,7 +24,9 @@ use report::Settings;
 use room::Setup;
 
 use crate::clients::TargetArgs;
+use crate::live::{Live, Watch};
 use crate::negotiation::Script;
+use crate::plot;
 use crate::server_stats;
 
 #[derive(Debug, Clone, Args)]
@@ -71,6 +73,10 @@ pub struct NegotiateArgs {
     /// them the report holds the gateways' CPU time per message of the load phase.
     #[arg(long = "metrics")]
     metrics_urls: Vec<String>,
+    /// Draws the run's timeline (messages a second, latency percentiles) into this SVG
+    /// file.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 /// The run, as every room task sees it.
@@ -88,6 +94,8 @@ pub struct Plan {
     message_timeout: Duration,
     /// The clock of the messages' send times.
     epoch: Instant,
+    /// What the progress bar and the timeline show.
+    live: Arc<Live>,
 }
 
 impl Plan {
@@ -129,6 +137,7 @@ pub async fn run(args: NegotiateArgs) -> anyhow::Result<NegotiateReport> {
         negotiations_per_room: args.negotiations_per_room,
         message_timeout: args.message_timeout,
         epoch: Instant::now(),
+        live: Arc::default(),
     });
     let settings = Settings {
         rooms: args.rooms as u64,
@@ -178,6 +187,7 @@ pub async fn run(args: NegotiateArgs) -> anyhow::Result<NegotiateReport> {
     eprintln!("{} rooms ready; load for {}", rooms.len(), humantime::format_duration(plan.duration));
     let before = server_stats::sample_all(&args.metrics_urls).await?;
     let start = Instant::now();
+    let watch = Watch::start("negotiate", plan.live.clone(), plan.duration);
     let tasks: Vec<_> = rooms
         .into_iter()
         .map(|mut room| {
@@ -208,8 +218,14 @@ pub async fn run(args: NegotiateArgs) -> anyhow::Result<NegotiateReport> {
             }
         }
     }
+    report.timeline = watch.finish().await;
     let after = server_stats::sample_all(&args.metrics_urls).await?;
     report.servers = server_stats::pair(&args.metrics_urls, before, after);
+    if let Some(path) = &args.plot {
+        let title = format!("negotiate: {} rooms of {}", plan.rooms, plan.room_size);
+        plot::draw(&report.timeline, &title, path)?;
+        eprintln!("plotted into {}", path.display());
+    }
     report.finish((ended - start).as_secs_f64());
     eprintln!("{finished} rooms finished");
     Ok(report)

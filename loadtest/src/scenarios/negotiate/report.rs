@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::room::{RoomStats, Setup};
 use crate::histogram::Latency;
+use crate::live::Timeline;
 use crate::server_stats::{self, ServerStats};
 use crate::tally::{Errors, Tally};
 
@@ -59,6 +60,9 @@ pub struct NegotiateReport {
     /// The gateways' CPU time per message received, summed over gateways (the tester
     /// and Redis not included).
     pub server_cpu_us_per_message: Option<f64>,
+    /// Second by second: messages received, their latency percentiles, errors.
+    #[serde(default)]
+    pub timeline: Timeline,
     /// `errors` and up to 20 `error_samples`.
     #[serde(flatten)]
     pub errors: Errors,
@@ -124,6 +128,7 @@ impl NegotiateReport {
         self.join_us.add(&other.join_us);
         self.schedule_lag_us.add(&other.schedule_lag_us);
         self.errors.add(other.errors);
+        crate::live::merge(&mut self.timeline, other.timeline);
         if self.servers.is_empty() {
             self.servers = other.servers;
         }

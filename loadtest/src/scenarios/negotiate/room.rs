@@ -124,6 +124,7 @@ pub async fn drive(plan: &Plan, room: &mut Room, start: Instant) -> RoomStats {
         if let Err(error) = outcome {
             // The connection is gone: this room stops, the others go on.
             stats.errors.record(format!("room {}: {error}", room.name));
+            plan.live.error();
             break;
         }
         stats.negotiation.record(started.elapsed());
@@ -150,7 +151,7 @@ async fn exchange(
     }
     let expected = Burst { room: &room.name, from: &sender.peer_id, negotiation, expected: burst };
     let deadline = Instant::now() + plan.message_timeout;
-    receive(&mut receiver.client, &expected, deadline, plan.epoch, stats).await
+    receive(&mut receiver.client, &expected, deadline, plan.epoch, stats, &plan.live).await
 }
 
 /// Leaves the room and closes every member's connection (best effort: the run is over).

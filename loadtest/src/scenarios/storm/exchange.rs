@@ -3,12 +3,15 @@
 //! says how many it sent and waits for the partner's last ones.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::ServerMessage;
 use protocol::client::{ClientError, ReconnectingClient, Start};
 use serde_json::json;
 use tokio::time::Instant;
+
+use crate::live::Live;
 
 /// The signal kind of a numbered message, and of the closing count.
 const NUMBERED: &str = "storm";
@@ -47,6 +50,8 @@ pub struct Outcome {
 
 pub struct Member {
     pub client: ReconnectingClient,
+    /// What the progress bar and the timeline show.
+    pub live: Arc<Live>,
     pub room: String,
     pub partner_identity: String,
     pub partner_peer: String,
@@ -98,7 +103,7 @@ impl Member {
             ServerMessage::Signal { from, kind, data, .. } if from == self.partner_peer => {
                 let value = data.to_value();
                 match kind.as_str() {
-                    NUMBERED => log.numbered(value["n"].as_u64().unwrap_or(u64::MAX)),
+                    NUMBERED if log.numbered(value["n"].as_u64().unwrap_or(u64::MAX)) => self.live.message(None),
                     SENT_ALL => log.partner_sent = value["sent"].as_u64(),
                     _ => {}
                 }
@@ -127,16 +132,18 @@ struct Log {
 }
 
 impl Log {
-    fn numbered(&mut self, n: u64) {
+    /// Notes numbered message `n`; true the first time it arrives.
+    fn numbered(&mut self, n: u64) -> bool {
         if !self.seen.insert(n) {
             self.received.duplicated += 1;
-            return;
+            return false;
         }
         self.received.distinct += 1;
         if self.highest.is_some_and(|highest| n < highest) {
             self.received.out_of_order += 1;
         }
         self.highest = self.highest.max(Some(n));
+        true
     }
 
     /// The partner said how many it sent, and all of them arrived.
@@ -152,9 +159,8 @@ mod tests {
     #[test]
     fn the_log_counts_duplicates_reordering_and_completion() {
         let mut log = Log::default();
-        for n in [0, 1, 3, 2, 3] {
-            log.numbered(n);
-        }
+        let firsts: Vec<bool> = [0, 1, 3, 2, 3].into_iter().map(|n| log.numbered(n)).collect();
+        assert_eq!(firsts, [true, true, true, true, false]);
         assert_eq!((log.received.distinct, log.received.duplicated, log.received.out_of_order), (4, 1, 1));
         assert!(!log.complete(), "the partner has not said how many it sent");
         log.partner_sent = Some(5);

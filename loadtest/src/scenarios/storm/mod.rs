@@ -9,6 +9,7 @@
 mod exchange;
 mod report;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -23,6 +24,8 @@ pub use report::StormReport;
 use report::{Disruption, Settings};
 
 use crate::clients::TargetArgs;
+use crate::live::{Live, Watch};
+use crate::plot;
 use crate::server_stats;
 
 #[derive(Debug, Clone, Args)]
@@ -62,6 +65,9 @@ pub struct StormArgs {
     /// Prefix of the room names (default: `lt-` and a random suffix).
     #[arg(long)]
     room_prefix: Option<String>,
+    /// Draws the run's timeline (messages received a second) into this SVG file.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: StormArgs) -> anyhow::Result<StormReport> {
@@ -73,9 +79,10 @@ pub async fn run(args: StormArgs) -> anyhow::Result<StormReport> {
         bail!("a storm needs at least two gateways, so that members have somewhere to go");
     }
     let prefix = args.room_prefix.clone().unwrap_or_else(|| format!("lt-{:06x}", rand::random::<u32>() & 0xff_ffff));
+    let live = Arc::new(Live::default());
     let mut members = Vec::with_capacity(args.pairs * 2);
     for pair in 0..args.pairs {
-        members.extend(pair_up(&args, &urls, &format!("{prefix}-{pair}"), pair).await?);
+        members.extend(pair_up(&args, &urls, &format!("{prefix}-{pair}"), pair, &live).await?);
     }
     let disrupt_at = args.disrupt_at.unwrap_or(args.duration / 3);
     eprintln!(
@@ -88,6 +95,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<StormReport> {
     );
     let before = server_stats::sample_all(&args.metrics_urls).await?;
     let started = Instant::now();
+    let watch = Watch::start("storm", live.clone(), args.duration);
     let period = Duration::from_secs_f64(members.len() as f64 / args.rate);
     let exchanges: Vec<_> = members
         .into_iter()
@@ -112,6 +120,12 @@ pub async fn run(args: StormArgs) -> anyhow::Result<StormReport> {
         outcomes.push(exchange.await.context("a member's task failed")?);
     }
     let elapsed = started.elapsed();
+    let timeline = watch.finish().await;
+    if let Some(path) = &args.plot {
+        let title = format!("storm: {} pairs, {}", args.pairs, args.disrupt.as_deref().unwrap_or("no disruption"));
+        plot::draw(&timeline, &title, path)?;
+        eprintln!("plotted into {}", path.display());
+    }
     let servers = still_answering(&args.metrics_urls, before).await;
     let settings = Settings {
         pairs: args.pairs as u64,
@@ -120,12 +134,20 @@ pub async fn run(args: StormArgs) -> anyhow::Result<StormReport> {
         disrupt_at_s: disrupt_at.as_secs_f64(),
         max_lost: args.max_lost,
     };
-    Ok(StormReport::new(settings, urls, disruption, pairwise(outcomes), elapsed, servers))
+    let mut report = StormReport::new(settings, urls, disruption, pairwise(outcomes), elapsed, servers);
+    report.timeline = timeline;
+    Ok(report)
 }
 
 /// The two members of pair `index` in `room`: the first on gateway `index`, the second
 /// on the next; both joined, each knowing the other's peer id.
-async fn pair_up(args: &StormArgs, urls: &[String], room: &str, index: usize) -> anyhow::Result<[Member; 2]> {
+async fn pair_up(
+    args: &StormArgs,
+    urls: &[String],
+    room: &str,
+    index: usize,
+    live: &Arc<Live>,
+) -> anyhow::Result<[Member; 2]> {
     let backoff = Backoff { give_up_after: args.give_up_after, ..Backoff::default() };
     let identities = [format!("{room}-a"), format!("{room}-b")];
     let mut clients = Vec::new();
@@ -157,6 +179,7 @@ async fn pair_up(args: &StormArgs, urls: &[String], room: &str, index: usize) ->
     .with_context(|| format!("{room}: the first member never saw the second join"))??;
     let member = |client, partner_identity: &String, partner_peer: &String| Member {
         client,
+        live: live.clone(),
         room: room.to_string(),
         partner_identity: partner_identity.clone(),
         partner_peer: partner_peer.clone(),

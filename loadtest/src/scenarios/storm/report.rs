@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::exchange::Outcome;
 use crate::histogram::Latency;
+use crate::live::Timeline;
 use crate::server_stats::ServerStats;
 use crate::tally::Errors;
 
@@ -75,6 +76,9 @@ pub struct StormReport {
     /// Members whose client gave up (could not reconnect within --give-up-after).
     pub members_failed: u64,
     pub servers: Vec<ServerStats>,
+    /// Second by second: messages received (the disruption shows as a dip) and errors.
+    #[serde(default)]
+    pub timeline: Timeline,
     #[serde(flatten)]
     pub errors: Errors,
 }
@@ -132,6 +136,7 @@ impl StormReport {
             reconnections,
             members_failed,
             servers,
+            timeline: Timeline::new(),
             errors,
         };
         report.derive();
@@ -175,6 +180,7 @@ impl StormReport {
             self.servers = other.servers;
         }
         self.errors.add(other.errors);
+        crate::live::merge(&mut self.timeline, other.timeline);
         self.derive();
     }
 
