@@ -9,6 +9,7 @@
 #   loadtest/bench-local.sh connect --connections 10000 --rate 2000 --source-ip 127.0.0.2 --source-ip 127.0.0.3
 #   loadtest/bench-local.sh churn --clients 50 --rate 200 --duration 20s
 #   loadtest/bench-local.sh storm --pairs 20 --duration 20s --disrupt 'kill -TERM $PID_GATEWAY_0'
+#   loadtest/bench-local.sh run loadtest/scenarios/negotiate-10k.toml
 #
 # The gateways' process ids are exported as PID_GATEWAY_0 and PID_GATEWAY_1 for a
 # storm's --disrupt command (single-quoted, so that the tester's shell expands them;
@@ -22,7 +23,7 @@
 # plain redis-server: room channels then use sharded pub/sub. Either way the Redis
 # servers' CPU seconds over the run (INFO cpu, summed) go to standard error.
 set -euo pipefail
-scenario=${1:?usage: loadtest/bench-local.sh negotiate|connect|churn|storm [ARGS...]}
+scenario=${1:?usage: loadtest/bench-local.sh negotiate|connect|churn|storm|run FILE [ARGS...]}
 shift
 # Each connection is a file descriptor in the tester and in a gateway: as many as the
 # hard limit allows (20,000 on the development machine, which caps one tester process
@@ -104,7 +105,13 @@ for i in 0 1; do
 done
 urls+=("${metrics[@]}")
 cpu_before=$(redis_cpu)
-"$bin/switchboard-loadtest" "$scenario" "${urls[@]}" --jwt-secret "$secret" "$@"
+command=("$scenario")
+if [ "$scenario" = run ]; then
+    # A scenario file: `run FILE`, then the gateways, then the caller's overrides.
+    command=(run "$1")
+    shift
+fi
+"$bin/switchboard-loadtest" "${command[@]}" "${urls[@]}" --jwt-secret "$secret" "$@"
 echo "redis: ${#redis_ports[@]} server(s), $(awk -v a="$cpu_before" -v b="$(redis_cpu)" 'BEGIN { printf "%.3f", b - a }') CPU seconds during the run" >&2
 
 # The baseline beside it: a bare PUBLISH of a payload the size of an average negotiate

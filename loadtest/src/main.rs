@@ -23,6 +23,7 @@ mod live;
 mod merge;
 mod negotiation;
 mod plot;
+mod scenario_file;
 mod scenarios;
 mod server_stats;
 mod smoke;
@@ -79,18 +80,33 @@ enum Command {
     /// in-cluster Job) into one. Reads whole logs: lines that are not reports are
     /// skipped.
     Merge(merge::MergeArgs),
+    /// Run the scenario a TOML file describes: `scenario = "<name>"` and its options by
+    /// their long names. Options after the file override it (loadtest/README.md).
+    Run(scenario_file::RunArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let outcome = match cli.command {
+    let mut command = Cli::parse().command;
+    if let Command::Run(args) = &command {
+        let program = std::env::args().next().unwrap_or_else(|| "switchboard-loadtest".into());
+        match scenario_file::command_line(&program, args).map(Cli::try_parse_from) {
+            Ok(Ok(cli)) => command = cli.command,
+            Ok(Err(error)) => error.exit(),
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let outcome = match command {
         Command::Smoke(args) => Ok(smoke::run(args).await),
         Command::Negotiate(args) => scenarios::negotiate::run(args).await.map(Report::Negotiate).map(publish),
         Command::Connect(args) => scenarios::connect::run(args).await.map(Report::Connect).map(publish),
         Command::Churn(args) => scenarios::churn::run(args).await.map(Report::Churn).map(publish),
         Command::Storm(args) => scenarios::storm::run(args).await.map(Report::Storm).map(publish),
         Command::Merge(args) => merge::run(args).map(publish),
+        Command::Run(_) => Err(anyhow::anyhow!("a scenario file cannot run another")),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -108,4 +124,29 @@ fn publish(report: Report) -> bool {
     eprintln!("{}", report.summary());
     println!("{}", serde_json::to_string(&report).expect("a report serializes"));
     report.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every scenario file kept in loadtest/scenarios stands for a command line the
+    /// parser accepts (given the gateways, which the files leave to the caller).
+    #[test]
+    fn the_example_scenario_files_parse() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&folder).expect("loadtest/scenarios") {
+            let file = entry.unwrap().path();
+            let overrides = vec!["--gateway".to_string(), "ws://127.0.0.1:1/ws".to_string()];
+            let line = scenario_file::command_line(
+                "switchboard-loadtest",
+                &scenario_file::RunArgs::new(file.clone(), overrides),
+            )
+            .unwrap_or_else(|error| panic!("{}: {error:#}", file.display()));
+            Cli::try_parse_from(&line).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+            checked += 1;
+        }
+        assert!(checked >= 4, "{checked} files");
+    }
 }

@@ -31,6 +31,23 @@ async fn clients_churn_through_rooms_and_leave_nothing_behind() {
     assert!(report["server_cpu_us_per_cycle"].as_f64().unwrap() > 0.0, "{report}");
 }
 
+/// A scenario file names the scenario and its options; options after it override it.
+#[tokio::test]
+async fn a_scenario_file_runs_with_its_options_and_the_overrides() {
+    let cluster = ProcessCluster::start(2, &[], "1s").await;
+    let file = std::env::temp_dir().join(format!("loadtest-churn-{}.toml", std::process::id()));
+    let text = "scenario = \"churn\"\nclients = 8\nrate = 40\nrooms = 2\nreconnect_every = 2\nduration = \"30s\"\n";
+    std::fs::write(&file, text).unwrap();
+    let (passed, report) = Tester::run_file(&file, &cluster, &["--duration", "1s"]).finish().await;
+    let _ = std::fs::remove_file(&file);
+    assert!(passed, "{report}");
+    assert_eq!(report["scenario"], "churn");
+    let settings = &report["settings"];
+    assert_eq!((settings["clients"].as_u64(), settings["rooms"].as_u64()), (Some(8), Some(2)), "{report}");
+    assert_eq!(settings["duration_s"].as_f64(), Some(1.0), "the command line's duration overrides the file's");
+    assert!(count(&report, &["cycles"]) >= 20, "about 40 cycles in 1 s: {report}");
+}
+
 #[tokio::test]
 async fn a_member_left_in_a_room_fails_the_run() {
     let cluster = ProcessCluster::start(2, &[], "1s").await;

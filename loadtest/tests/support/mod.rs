@@ -19,8 +19,18 @@ pub struct Tester {
 impl Tester {
     /// `switchboard-loadtest <scenario>` against both gateways of `cluster`, with `args`.
     pub fn start(scenario: &str, cluster: &ProcessCluster, args: &[&str]) -> Self {
+        Self::spawn(&[scenario], cluster, args)
+    }
+
+    /// `switchboard-loadtest run <file>` against both gateways of `cluster`, with `args`
+    /// after the file's.
+    pub fn run_file(file: &std::path::Path, cluster: &ProcessCluster, args: &[&str]) -> Self {
+        Self::spawn(&["run", &file.to_string_lossy()], cluster, args)
+    }
+
+    fn spawn(command: &[&str], cluster: &ProcessCluster, args: &[&str]) -> Self {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-loadtest"))
-            .arg(scenario)
+            .args(command)
             .args(["--gateway", &cluster.ws_url(0), "--gateway", &cluster.ws_url(1)])
             .args(["--jwt-secret", e2e::SECRET])
             .args(args)
