@@ -19,6 +19,11 @@
 # gateways' URLs and their metrics URLs are added. The report is the
 # last line of standard output.
 #
+# GATEWAYS=N runs N gateways (default 2); TESTERS=M runs M tester processes at once,
+# each with the arguments given (and, for `connect`, its own source addresses), and
+# merges their reports: one process holds at most ~20,000 connections here (the hard
+# limit of open files), so 50,000 take three.
+#
 # REDIS_SHARDS=N runs a Redis Cluster of N masters (1, or 3 and more) instead of one
 # plain redis-server: room channels then use sharded pub/sub. Either way the Redis
 # servers' CPU seconds over the run (INFO cpu, summed) go to standard error.
@@ -87,7 +92,7 @@ redis_cpu() {
 pids+=($!)
 wait_port "$room_port"
 urls=() metrics=()
-for i in 0 1; do
+for i in $(seq 0 $((${GATEWAYS:-2} - 1))); do
     port=$((base + 10 + i)) admin=$((base + 20 + i))
     # The tester is one source address whose connections each send far more than one
     # person would: the per-connection and per-address limits are lifted.
@@ -111,7 +116,29 @@ if [ "$scenario" = run ]; then
     command=(run "$1")
     shift
 fi
-"$bin/switchboard-loadtest" "${command[@]}" "${urls[@]}" --jwt-secret "$secret" "$@"
+testers=${TESTERS:-1}
+if [ "$testers" -eq 1 ]; then
+    "$bin/switchboard-loadtest" "${command[@]}" "${urls[@]}" --jwt-secret "$secret" "$@"
+else
+    # Several tester processes at once, each running the arguments as given (so the
+    # totals are TESTERS times theirs), each `connect` from its own two source
+    # addresses; their reports merged into one.
+    tester_pids=()
+    for k in $(seq 0 $((testers - 1))); do
+        sources=()
+        if [ "$scenario" = connect ]; then
+            sources=(--source-ip "127.0.$((k + 1)).2" --source-ip "127.0.$((k + 1)).3")
+        fi
+        "$bin/switchboard-loadtest" "${command[@]}" "${urls[@]}" --jwt-secret "$secret" "$@" "${sources[@]}" \
+            >"$logs/tester-$k.out" 2>"$logs/tester-$k.err" &
+        tester_pids+=($!)
+    done
+    status=0
+    for pid in "${tester_pids[@]}"; do wait "$pid" || status=1; done
+    cat "$logs"/tester-*.err >&2
+    "$bin/switchboard-loadtest" merge "$logs"/tester-*.out || status=1
+    [ "$status" -eq 0 ] || echo "a tester failed (its summary is above)" >&2
+fi
 echo "redis: ${#redis_ports[@]} server(s), $(awk -v a="$cpu_before" -v b="$(redis_cpu)" 'BEGIN { printf "%.3f", b - a }') CPU seconds during the run" >&2
 
 # The baseline beside it: a bare PUBLISH of a payload the size of an average negotiate

@@ -45,6 +45,17 @@ pub struct Messages {
     pub refused: u64,
 }
 
+impl Messages {
+    pub fn add(&mut self, other: &Messages) {
+        self.sent += other.sent;
+        self.received += other.received;
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+        self.out_of_order += other.out_of_order;
+        self.refused += other.refused;
+    }
+}
+
 /// How the members' reconnections went.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Reconnections {
@@ -59,6 +70,17 @@ pub struct Reconnections {
     pub members: u64,
     /// From noticing the need to the first message on the new connection.
     pub time_us: Latency,
+}
+
+impl Reconnections {
+    pub fn add(&mut self, other: &Reconnections) {
+        self.count += other.count;
+        self.resumed += other.resumed;
+        self.resumed_with_gap += other.resumed_with_gap;
+        self.new_sessions += other.new_sessions;
+        self.members += other.members;
+        self.time_us.add(&other.time_us);
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -161,20 +183,8 @@ impl StormReport {
         self.gateways.extend(other.gateways);
         self.disruption = self.disruption.take().or(other.disruption);
         self.elapsed_s = self.elapsed_s.max(other.elapsed_s);
-        let (mine, theirs) = (&mut self.messages, other.messages);
-        mine.sent += theirs.sent;
-        mine.received += theirs.received;
-        mine.lost += theirs.lost;
-        mine.duplicated += theirs.duplicated;
-        mine.out_of_order += theirs.out_of_order;
-        mine.refused += theirs.refused;
-        let (mine, theirs) = (&mut self.reconnections, other.reconnections);
-        mine.count += theirs.count;
-        mine.resumed += theirs.resumed;
-        mine.resumed_with_gap += theirs.resumed_with_gap;
-        mine.new_sessions += theirs.new_sessions;
-        mine.members += theirs.members;
-        mine.time_us.add(&theirs.time_us);
+        self.messages.add(&other.messages);
+        self.reconnections.add(&other.reconnections);
         self.members_failed += other.members_failed;
         if self.servers.is_empty() {
             self.servers = other.servers;
