@@ -75,6 +75,12 @@ pub trait Bus: Send + Sync + 'static {
     /// Stops receiving a topic's channel.
     async fn unsubscribe(&self, topic: Topic<'_>) -> Result<(), BusError>;
 
+    /// Whether any node listens on a topic's channel right now. A node hears its own
+    /// channel ([`Topic::Node`]) for as long as it lives and its bus connection holds:
+    /// a crashed node's is heard by nobody, which a peer can tell at once instead of
+    /// waiting for its lease to run out.
+    async fn is_heard(&self, topic: Topic<'_>) -> Result<bool, BusError>;
+
     /// Whether the bus is reachable right now (for readiness probes).
     async fn check(&self) -> Result<(), BusError>;
 

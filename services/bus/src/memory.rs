@@ -112,6 +112,10 @@ impl Bus for MemoryBus {
         Ok(())
     }
 
+    async fn is_heard(&self, topic: Topic<'_>) -> Result<bool, BusError> {
+        Ok(self.hub.lock().subscribers.get(&channel(topic)).is_some_and(|nodes| !nodes.is_empty()))
+    }
+
     async fn check(&self) -> Result<(), BusError> {
         Ok(())
     }

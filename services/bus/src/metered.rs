@@ -83,6 +83,10 @@ impl Bus for Metered {
         unsubscribed
     }
 
+    async fn is_heard(&self, topic: Topic<'_>) -> Result<bool, BusError> {
+        self.inner.is_heard(topic).await
+    }
+
     async fn check(&self) -> Result<(), BusError> {
         let checked = self.inner.check().await;
         gauge!(CONNECTED).set(if checked.is_ok() { 1.0 } else { 0.0 });

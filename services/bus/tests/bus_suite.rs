@@ -93,6 +93,39 @@ async fn subscribe_is_active_when_it_returns(a: (impl Bus, Incoming), b: (impl B
     }
 }
 
+/// A node's channel is heard once some node subscribed to it, from any node; one
+/// nobody subscribed to is not (as a crashed node's is not).
+async fn a_channel_is_heard_once_subscribed(a: (impl Bus, Incoming), b: (impl Bus, Incoming)) {
+    let ((a, _a_in), (b, _b_in)) = (a, b);
+    for node in ["gw-1", "gw-2", "gw-3"] {
+        assert!(!a.is_heard(Topic::Node(node)).await.unwrap(), "{node}: nobody listens yet");
+        b.subscribe(Topic::Node(node)).await.unwrap();
+        assert!(a.is_heard(Topic::Node(node)).await.unwrap(), "{node}");
+        assert!(b.is_heard(Topic::Node(node)).await.unwrap(), "{node}");
+    }
+    assert!(!a.is_heard(Topic::Node("gw-gone")).await.unwrap());
+}
+
+#[tokio::test]
+async fn memory_a_channel_is_heard_once_subscribed() {
+    let (a, b) = pair_memory().await;
+    a_channel_is_heard_once_subscribed(a, b).await;
+}
+
+#[tokio::test]
+async fn redis_a_channel_is_heard_once_subscribed() {
+    let server = RedisServer::start().await;
+    let (a, b) = pair_redis(&server).await;
+    a_channel_is_heard_once_subscribed(a, b).await;
+}
+
+#[tokio::test]
+async fn cluster_a_channel_is_heard_once_subscribed() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let (a, b) = pair_cluster(&cluster).await;
+    a_channel_is_heard_once_subscribed(a, b).await;
+}
+
 #[tokio::test]
 async fn memory_subscribe_is_active_when_it_returns() {
     let (a, b) = pair_memory().await;

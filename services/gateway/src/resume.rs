@@ -185,6 +185,13 @@ async fn fetch_handover(gateway: &Gateway, peer: &PeerId, from: &str, last_seq: 
         tracing::info!(%peer, from, "the session's old gateway is gone: resuming with a gap");
         return None;
     }
+    // A crashed gateway's lease outlives it by up to its time to live, but its node
+    // channel goes unheard as soon as its connection to the bus is gone: then there is
+    // nobody to ask, and no reason to wait out the handover timeout. (Unsure, ask.)
+    if !gateway.bus.is_heard(Topic::Node(from)).await.unwrap_or(true) {
+        tracing::info!(%peer, from, "the session's old gateway no longer hears the bus: resuming with a gap");
+        return None;
+    }
     let reply = gateway.handovers.expect(peer);
     let request = envelope::new(
         "",

@@ -111,6 +111,24 @@ impl Bus for RedisBus {
         .map_err(unavailable)
     }
 
+    async fn is_heard(&self, topic: Topic<'_>) -> Result<bool, BusError> {
+        let channel = self.keys.channel(topic);
+        // Both answer `[channel, subscribers]`. A shard channel's subscribers are known
+        // to the master of its slot only.
+        let reply: Value = if self.sharded {
+            let slot = fred::util::redis_keyslot(channel.as_bytes());
+            let on_that_master = Options { cluster_hash: Some(ClusterHash::Custom(slot)), ..Options::default() };
+            self.publisher.with_options(&on_that_master).pubsub_shardnumsub(channel).await
+        } else {
+            self.publisher.pubsub_numsub(channel).await
+        }
+        .map_err(unavailable)?;
+        match reply {
+            Value::Array(pair) => Ok(pair.get(1).and_then(Value::as_i64).unwrap_or(0) > 0),
+            other => Err(BusError::Unavailable(format!("unexpected answer to NUMSUB: {other:?}"))),
+        }
+    }
+
     async fn check(&self) -> Result<(), BusError> {
         if !self.subscriber.is_connected() {
             return Err(BusError::Unavailable("the subscriber connection to Redis is down".into()));
