@@ -106,85 +106,43 @@ async fn a_channel_is_heard_once_subscribed(a: (impl Bus, Incoming), b: (impl Bu
     assert!(!a.is_heard(Topic::Node("gw-gone")).await.unwrap());
 }
 
-#[tokio::test]
-async fn memory_a_channel_is_heard_once_subscribed() {
-    let (a, b) = pair_memory().await;
-    a_channel_is_heard_once_subscribed(a, b).await;
+/// Runs each contract scenario `fn(a, b)` (two nodes on one bus) three times, as
+/// `<scenario>::memory`, `<scenario>::redis` (one redis-server) and
+/// `<scenario>::cluster` (a Redis Cluster of three masters).
+macro_rules! on_every_bus {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            use super::*;
+
+            #[tokio::test]
+            async fn memory() {
+                let (a, b) = pair_memory().await;
+                super::$scenario(a, b).await;
+            }
+
+            #[tokio::test]
+            async fn redis() {
+                let server = RedisServer::start().await;
+                let (a, b) = pair_redis(&server).await;
+                super::$scenario(a, b).await;
+            }
+
+            #[tokio::test]
+            async fn cluster() {
+                let cluster = RedisCluster::start(3, 0).await;
+                let (a, b) = pair_cluster(&cluster).await;
+                super::$scenario(a, b).await;
+            }
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn redis_a_channel_is_heard_once_subscribed() {
-    let server = RedisServer::start().await;
-    let (a, b) = pair_redis(&server).await;
-    a_channel_is_heard_once_subscribed(a, b).await;
-}
-
-#[tokio::test]
-async fn cluster_a_channel_is_heard_once_subscribed() {
-    let cluster = RedisCluster::start(3, 0).await;
-    let (a, b) = pair_cluster(&cluster).await;
-    a_channel_is_heard_once_subscribed(a, b).await;
-}
-
-#[tokio::test]
-async fn memory_subscribe_is_active_when_it_returns() {
-    let (a, b) = pair_memory().await;
-    subscribe_is_active_when_it_returns(a, b).await;
-}
-
-#[tokio::test]
-async fn redis_subscribe_is_active_when_it_returns() {
-    let server = RedisServer::start().await;
-    let (a, b) = pair_redis(&server).await;
-    subscribe_is_active_when_it_returns(a, b).await;
-}
-
-#[tokio::test]
-async fn cluster_subscribe_is_active_when_it_returns() {
-    let cluster = RedisCluster::start(3, 0).await;
-    let (a, b) = pair_cluster(&cluster).await;
-    subscribe_is_active_when_it_returns(a, b).await;
-}
-
-#[tokio::test]
-async fn memory_delivers_only_subscribed_rooms() {
-    let (a, b) = pair_memory().await;
-    delivers_only_subscribed_rooms(a, b).await;
-}
-
-#[tokio::test]
-async fn redis_delivers_only_subscribed_rooms() {
-    let server = RedisServer::start().await;
-    let (a, b) = pair_redis(&server).await;
-    delivers_only_subscribed_rooms(a, b).await;
-}
-
-#[tokio::test]
-async fn cluster_delivers_only_subscribed_rooms() {
-    let cluster = RedisCluster::start(3, 0).await;
-    let (a, b) = pair_cluster(&cluster).await;
-    delivers_only_subscribed_rooms(a, b).await;
-}
-
-#[tokio::test]
-async fn memory_one_order_for_all() {
-    let (a, b) = pair_memory().await;
-    one_order_for_all(a, b).await;
-}
-
-#[tokio::test]
-async fn redis_one_order_for_all() {
-    let server = RedisServer::start().await;
-    let (a, b) = pair_redis(&server).await;
-    one_order_for_all(a, b).await;
-}
-
-#[tokio::test]
-async fn cluster_one_order_for_all() {
-    let cluster = RedisCluster::start(3, 0).await;
-    let (a, b) = pair_cluster(&cluster).await;
-    one_order_for_all(a, b).await;
-}
+on_every_bus!(
+    delivers_only_subscribed_rooms,
+    one_order_for_all,
+    subscribe_is_active_when_it_returns,
+    a_channel_is_heard_once_subscribed,
+);
 
 /// In a Redis Cluster a room's channel is a shard channel: only the master serving the
 /// room's hash slot knows the subscription, the others (and classic pub/sub) do not,
