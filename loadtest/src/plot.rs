@@ -1,5 +1,6 @@
-//! `--plot FILE.svg`: a run's timeline drawn as two charts, messages a second and the
-//! latency percentiles, second by second (plotters, SVG).
+//! `--plot FILE.svg`: a run's timeline drawn as two charts, what was done a second
+//! (messages received, connections joined, cycles) and the latency percentiles, second
+//! by second (plotters, SVG).
 
 use std::path::Path;
 
@@ -9,28 +10,30 @@ use plotters::prelude::*;
 
 use crate::live::Point;
 
-/// Draws `timeline` into an SVG file at `path`, titled `title`.
-pub fn draw(timeline: &[Point], title: &str, path: &Path) -> anyhow::Result<()> {
+/// Draws `timeline` into an SVG file at `path`, titled `title`; `what` names what a
+/// point counts (`messages received`) and `latency` what its percentiles measure.
+pub fn draw(timeline: &[Point], title: &str, what: &str, latency: &str, path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (1000, 700)).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 22))?;
     let seconds = |point: &Point| point.t_s;
     let rate_line = timeline.iter().map(|point| (seconds(point), point.per_s)).collect::<Vec<_>>();
-    let rate = [("received/s", rate_line)];
+    let rate = [("per second", rate_line)];
+    let rate_caption = format!("{what} a second");
     // Seconds in which latency was measured (a storm measures none: one panel).
     let measured: Vec<&Point> = timeline.iter().filter(|point| point.p50_us > 0).collect();
     if measured.is_empty() {
-        panel(&root, "messages received a second", &rate)?;
+        panel(&root, &rate_caption, &rate)?;
     } else {
         let (upper, lower) = root.split_vertically(root.dim_in_pixel().1 / 2);
-        panel(&upper, "messages received a second", &rate)?;
+        panel(&upper, &rate_caption, &rate)?;
         let ms = |micros: u64| micros as f64 / 1e3;
         let percentiles = [
             ("p50", measured.iter().map(|point| (seconds(point), ms(point.p50_us))).collect()),
             ("p99", measured.iter().map(|point| (seconds(point), ms(point.p99_us))).collect()),
             ("p99.9", measured.iter().map(|point| (seconds(point), ms(point.p999_us))).collect()),
         ];
-        panel(&lower, "one-way latency (ms)", &percentiles)?;
+        panel(&lower, &format!("{latency} (ms)"), &percentiles)?;
     }
     root.present().with_context(|| format!("writing {}", path.display()))?;
     Ok(())

@@ -29,6 +29,8 @@ async fn clients_churn_through_rooms_and_leave_nothing_behind() {
     assert!(connects > 20 && connects <= 20 + cycles / 3, "{connects} connects: {report}");
     assert_eq!(count(&report, &["leftover_members"]), 0);
     assert!(report["server_cpu_us_per_cycle"].as_f64().unwrap() > 0.0, "{report}");
+    let timeline = report["timeline"].as_array().expect("a timeline");
+    assert!(timeline.len() >= 2 && timeline.iter().any(|point| point["p99_us"].as_u64() > Some(0)), "{report}");
 }
 
 /// A scenario file names the scenario and its options; options after it override it.

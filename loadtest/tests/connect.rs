@@ -44,6 +44,9 @@ async fn connections_from_two_source_addresses_are_held_and_measured() {
     assert!(servers.iter().all(|server| server["after"]["resident_bytes"].as_f64().unwrap() > 0.0));
     assert!(report["server_kib_per_connection"].is_f64(), "{report}");
     assert!(report["server_cpu_us_per_connection"].as_f64().unwrap() > 0.0, "{report}");
+    let joined_per_second: f64 =
+        report["timeline"].as_array().expect("a timeline").iter().map(|point| point["per_s"].as_f64().unwrap()).sum();
+    assert!(joined_per_second > 0.0, "{report}");
 }
 
 #[tokio::test]

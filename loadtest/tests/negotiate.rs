@@ -57,7 +57,7 @@ async fn the_offered_rate_caps_what_is_sent() {
     let svg = std::fs::read_to_string(&plot).expect("the plot was written");
     let _ = std::fs::remove_file(&plot);
     assert!(
-        svg.starts_with("<svg") && svg.contains("p99") && svg.contains("received/s"),
+        svg.starts_with("<svg") && svg.contains("p99") && svg.contains("messages received a second"),
         "{}",
         &svg[..200.min(svg.len())]
     );

@@ -7,6 +7,7 @@
 mod report;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -20,6 +21,8 @@ pub use report::ChurnReport;
 use report::{Measured, Settings, Steps};
 
 use crate::clients::TargetArgs;
+use crate::live::{Live, Watch};
+use crate::plot;
 use crate::server_stats;
 use crate::tally::Errors;
 
@@ -55,6 +58,9 @@ pub struct ChurnArgs {
     /// Prefix of the room names (default: `lt-` and a random suffix).
     #[arg(long)]
     room_prefix: Option<String>,
+    /// Draws the run's timeline (cycles a second, join latency) into this SVG file.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 /// What the run is about, shared by the clients.
@@ -124,10 +130,12 @@ pub async fn run(args: ChurnArgs) -> anyhow::Result<ChurnReport> {
         args.reconnect_every,
         args.duration
     );
-    let plan = std::sync::Arc::new(Plan { args: args.clone(), urls: urls.clone(), prefix, period });
+    let plan = Arc::new(Plan { args: args.clone(), urls: urls.clone(), prefix, period });
     let before = server_stats::sample_all(&args.metrics_urls).await?;
     let (events, mut reports) = mpsc::unbounded_channel();
     let started = Instant::now();
+    let live = Arc::new(Live::default());
+    let watch = Watch::start("churn", live.clone(), args.duration);
     let deadline = tokio::time::Instant::now() + args.duration;
     let clients: Vec<_> = (0..args.clients)
         .map(|client| {
@@ -141,16 +149,28 @@ pub async fn run(args: ChurnArgs) -> anyhow::Result<ChurnReport> {
     while let Some(event) = reports.recv().await {
         match event {
             Event::Connected(took) => steps.connect_us.record(took),
-            Event::Joined(took) => steps.join_us.record(took),
+            Event::Joined(took) => {
+                steps.join_us.record(took);
+                live.message(Some(took.as_micros() as u64));
+            }
             Event::Left(took) => steps.leave_us.record(took),
             Event::Cycle => steps.cycles += 1,
-            Event::Failed(error) => errors.record(error),
+            Event::Failed(error) => {
+                live.error();
+                errors.record(error);
+            }
         }
     }
     for client in clients {
         client.await.context("a client task failed")?;
     }
     let elapsed = started.elapsed();
+    let timeline = watch.finish().await;
+    if let Some(path) = &args.plot {
+        let title = format!("churn: {} clients, {} cycles/s", args.clients, args.rate);
+        plot::draw(&timeline, &title, "joins", "join latency", path)?;
+        eprintln!("plotted into {}", path.display());
+    }
     let after = server_stats::sample_all(&args.metrics_urls).await?;
     let servers = server_stats::pair(&args.metrics_urls, before, after);
     let leftover = leftover_members(&plan).await?;
@@ -162,7 +182,8 @@ pub async fn run(args: ChurnArgs) -> anyhow::Result<ChurnReport> {
         reconnect_every: args.reconnect_every,
         duration_s: args.duration.as_secs_f64(),
     };
-    Ok(ChurnReport::new(settings, urls, Measured { steps, elapsed, leftover_members: leftover, servers, errors }))
+    let measured = Measured { steps, elapsed, leftover_members: leftover, servers, timeline, errors };
+    Ok(ChurnReport::new(settings, urls, measured))
 }
 
 /// One client's loop until `deadline`: connect; then cycles of join, leave, each at its

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::Latency;
+use crate::live::Timeline;
 use crate::server_stats::{self, ServerStats};
 use crate::tally::Errors;
 
@@ -40,6 +41,7 @@ pub struct Measured {
     pub elapsed: Duration,
     pub leftover_members: u64,
     pub servers: Vec<ServerStats>,
+    pub timeline: Timeline,
     pub errors: Errors,
 }
 
@@ -62,6 +64,9 @@ pub struct ChurnReport {
     pub servers: Vec<ServerStats>,
     /// The gateways' CPU time per cycle (summed over gateways).
     pub server_cpu_us_per_cycle: Option<f64>,
+    /// Second by second: joins, their latency percentiles, failed steps.
+    #[serde(default)]
+    pub timeline: Timeline,
     #[serde(flatten)]
     pub errors: Errors,
 }
@@ -79,6 +84,7 @@ impl ChurnReport {
             leftover_members: measured.leftover_members,
             servers: measured.servers,
             server_cpu_us_per_cycle: None,
+            timeline: measured.timeline,
             errors: measured.errors,
         };
         report.derive();
@@ -112,6 +118,7 @@ impl ChurnReport {
             self.servers = other.servers;
         }
         self.errors.add(other.errors);
+        crate::live::merge(&mut self.timeline, other.timeline);
         self.derive();
     }
 

@@ -22,6 +22,8 @@ use report::{Measured, Settings};
 
 use crate::clients::TargetArgs;
 use crate::histogram::Latency;
+use crate::live::{Live, Watch};
+use crate::plot;
 use crate::server_stats;
 use crate::tally::Errors;
 
@@ -55,6 +57,10 @@ pub struct ConnectArgs {
     /// Prefix of the room names (default: `lt-` and a random suffix).
     #[arg(long)]
     room_prefix: Option<String>,
+    /// Draws the run's timeline (connections joined a second, connect-to-joined
+    /// latency) into this SVG file.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 /// What one connection did.
@@ -83,6 +89,9 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ConnectReport> {
     let (outcomes, mut results) = mpsc::unbounded_channel();
     let shared = Arc::new((args.clone(), urls.clone(), prefix));
     let started = Instant::now();
+    let live = Arc::new(Live::default());
+    let planned = Duration::from_secs_f64(args.connections as f64 / args.rate) + args.hold;
+    let watch = Watch::start("connect", live.clone(), planned);
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
     for index in 0..args.connections {
         ticks.tick().await;
@@ -110,9 +119,13 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ConnectReport> {
             Some(Outcome::Joined { connect, join }) => {
                 connect_us.record(connect);
                 join_us.record(join);
+                live.message(Some((connect + join).as_micros() as u64));
                 joined += 1;
             }
-            Some(Outcome::Failed(error)) => errors.record(error),
+            Some(Outcome::Failed(error)) => {
+                live.error();
+                errors.record(error);
+            }
             None => break,
         }
     }
@@ -122,6 +135,12 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ConnectReport> {
     let after = server_stats::sample_all(&args.metrics_urls).await?;
     let servers = server_stats::pair(&args.metrics_urls, before, after);
     let _ = release.send(true);
+    let timeline = watch.finish().await;
+    if let Some(path) = &args.plot {
+        let title = format!("connect: {} connections at {}/s", args.connections, args.rate);
+        plot::draw(&timeline, &title, "connections joined", "connect to joined", path)?;
+        eprintln!("plotted into {}", path.display());
+    }
     let settings = Settings {
         connections: args.connections as u64,
         rate_per_s: args.rate,
@@ -133,7 +152,7 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ConnectReport> {
     if dropped > 0 {
         errors.record(format!("{dropped} connections lost while held"));
     }
-    let measured = Measured { joined, dropped, connect_us, join_us, ramp, servers, errors };
+    let measured = Measured { joined, dropped, connect_us, join_us, ramp, servers, timeline, errors };
     Ok(ConnectReport::new(settings, urls, measured))
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::Latency;
+use crate::live::Timeline;
 use crate::server_stats::{self, ServerStats};
 use crate::tally::Errors;
 
@@ -29,6 +30,7 @@ pub struct Measured {
     pub join_us: Latency,
     pub ramp: Duration,
     pub servers: Vec<ServerStats>,
+    pub timeline: Timeline,
     pub errors: Errors,
 }
 
@@ -57,6 +59,10 @@ pub struct ConnectReport {
     pub server_kib_per_connection: Option<f64>,
     /// The gateways' CPU time per connection opened (summed over gateways).
     pub server_cpu_us_per_connection: Option<f64>,
+    /// Second by second: connections joined, their connect-to-joined percentiles,
+    /// failures.
+    #[serde(default)]
+    pub timeline: Timeline,
     #[serde(flatten)]
     pub errors: Errors,
 }
@@ -76,6 +82,7 @@ impl ConnectReport {
             servers: measured.servers,
             server_kib_per_connection: None,
             server_cpu_us_per_connection: None,
+            timeline: measured.timeline,
             errors: measured.errors,
         };
         report.derive();
@@ -112,6 +119,7 @@ impl ConnectReport {
             self.servers = other.servers;
         }
         self.errors.add(other.errors);
+        crate::live::merge(&mut self.timeline, other.timeline);
         self.derive();
     }
 

@@ -223,7 +223,7 @@ pub async fn run(args: NegotiateArgs) -> anyhow::Result<NegotiateReport> {
     report.servers = server_stats::pair(&args.metrics_urls, before, after);
     if let Some(path) = &args.plot {
         let title = format!("negotiate: {} rooms of {}", plan.rooms, plan.room_size);
-        plot::draw(&report.timeline, &title, path)?;
+        plot::draw(&report.timeline, &title, "messages received", "one-way latency", path)?;
         eprintln!("plotted into {}", path.display());
     }
     report.finish((ended - start).as_secs_f64());

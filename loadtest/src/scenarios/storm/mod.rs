@@ -123,7 +123,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<StormReport> {
     let timeline = watch.finish().await;
     if let Some(path) = &args.plot {
         let title = format!("storm: {} pairs, {}", args.pairs, args.disrupt.as_deref().unwrap_or("no disruption"));
-        plot::draw(&timeline, &title, path)?;
+        plot::draw(&timeline, &title, "messages received", "latency", path)?;
         eprintln!("plotted into {}", path.display());
     }
     let servers = still_answering(&args.metrics_urls, before).await;
