@@ -1,8 +1,9 @@
-//! The Redis room store. Each room is two hashes that share a hash slot
-//! (`<prefix>room:{<room>}:members` and `...:info`, see `bus::keys`); every change is a
-//! Lua script, so a change and the publication of its presence event on the room's
-//! channel are one atomic step, and replicas never race each other into an
-//! inconsistent state.
+//! The Redis room store. Each room is three hashes that share a hash slot with the
+//! room's channel (`<prefix>room:{<room>}:members`, `...:info`, `...:owners`, see
+//! `bus::keys`); every change is a Lua script, so a change and the publication of its
+//! presence event on the room's channel are one atomic step, and replicas never race
+//! each other into an inconsistent state. On a Redis Cluster the scripts publish with
+//! SPUBLISH, as the bus does, and a listing of the rooms scans every master.
 
 use async_trait::async_trait;
 use bus::{Keyspace, RedisConfig};
@@ -57,15 +58,7 @@ impl RedisRoomStore {
     async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<Value>) -> Result<Value> {
         script.evalsha_with_reload(&self.client, keys, args).await.map_err(store_error)
     }
-}
 
-/// A script whose `PUBLISH` is the bus's publish command, so that what a script
-/// publishes reaches the same subscribers as the bus's own publications.
-fn script(lua: &str, config: &RedisConfig) -> Script {
-    Script::from_lua(format!("local PUBLISH = '{}'\n{lua}", config.publish_command()))
-}
-
-impl RedisRoomStore {
     /// In a Redis Cluster, its masters in a stable order (each scans only its own keys);
     /// `None` for a single Redis.
     fn masters(&self) -> Option<Vec<Server>> {
@@ -73,6 +66,12 @@ impl RedisRoomStore {
         masters.sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
         Some(masters)
     }
+}
+
+/// A script whose `PUBLISH` is the bus's publish command, so that what a script
+/// publishes reaches the same subscribers as the bus's own publications.
+fn script(lua: &str, config: &RedisConfig) -> Script {
+    Script::from_lua(format!("local PUBLISH = '{}'\n{lua}", config.publish_command()))
 }
 
 /// Where a listing of rooms goes on: a SCAN cursor and, in a Redis Cluster, which
