@@ -7,10 +7,9 @@ use std::hint::black_box;
 
 use bus::envelope::{self, Body, Envelope, PeerJoined, Signal};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use gateway::outbound::{Frame, PeerSender};
+use gateway::outbound::{Frame, Outbox, PeerSender};
 use gateway::registry::Registry;
 use gateway::replay::ReplayLimits;
-use tokio::sync::mpsc;
 
 const NODE: &str = "gw-bench";
 const OTHER_ROOMS: usize = 1_000;
@@ -32,7 +31,7 @@ fn join(registry: &Registry, room: &str, peer: &str, before: &[&str]) {
     registry.complete_join(peer, room, &members, joined);
 }
 
-fn open(registry: &Registry, peer: &str) -> mpsc::Receiver<Frame> {
+fn open(registry: &Registry, peer: &str) -> Outbox {
     let (sender, queue) = PeerSender::new(1_024);
     registry.open(peer.into(), sender);
     queue
@@ -41,10 +40,10 @@ fn open(registry: &Registry, peer: &str) -> mpsc::Receiver<Frame> {
 /// The registry and the queues of the members it serves.
 struct Bench {
     registry: Registry,
-    alice: mpsc::Receiver<Frame>,
-    bob: mpsc::Receiver<Frame>,
+    alice: Outbox,
+    bob: Outbox,
     /// The other rooms' members' queues: open, never read.
-    _others: Vec<mpsc::Receiver<Frame>>,
+    _others: Vec<Outbox>,
 }
 
 /// Room "r" with alice and bob here and carol on another gateway, among a thousand

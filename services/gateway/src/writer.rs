@@ -9,11 +9,11 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use protocol::CloseCode;
-use tokio::sync::mpsc;
+
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use crate::metrics;
-use crate::outbound::{Closer, Frame};
+use crate::outbound::{Closer, Frame, Outbox};
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -27,7 +27,7 @@ const SLOW_CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Runs until `closer` fires or the socket breaks. Every socket write races the close
 /// request, so a client that stopped reading (its TCP window full) cannot hold the task:
 /// its queue fills, it is cut off, and the blocked write is abandoned.
-pub async fn run(mut sink: Sink, mut queue: mpsc::Receiver<Frame>, closer: Arc<Closer>, ping_every: Duration) {
+pub async fn run(mut sink: Sink, mut queue: Outbox, closer: Arc<Closer>, ping_every: Duration) {
     let mut ping = interval_at(Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -70,7 +70,7 @@ pub async fn run(mut sink: Sink, mut queue: mpsc::Receiver<Frame>, closer: Arc<C
 }
 
 /// Writes `first` and whatever else is already queued, then flushes once.
-async fn write_batch(sink: &mut Sink, queue: &mut mpsc::Receiver<Frame>, first: Frame) -> Result<(), axum::Error> {
+async fn write_batch(sink: &mut Sink, queue: &mut Outbox, first: Frame) -> Result<(), axum::Error> {
     metrics::message_sent(&first);
     sink.feed(Message::Text(first)).await?;
     while let Ok(frame) = queue.try_recv() {

@@ -3,11 +3,11 @@
 use bus::envelope::{self, Body, Broadcast, Envelope, HandoverRequest, PeerJoined, PeerLeft, SessionMoved, Signal};
 use cluster_proto::room::LeaveReason as RpcReason;
 use protocol::{LeaveReason, ServerMessage};
-use tokio::sync::mpsc;
 
 use std::collections::HashMap;
 
 use super::*;
+use crate::outbound::Outbox;
 use crate::render;
 use crate::replay::ReplayLimits;
 
@@ -36,18 +36,18 @@ fn registry() -> Registry {
     Registry::new(NODE.into(), ReplayLimits { frames: 100, bytes: 100_000 })
 }
 
-fn peer(registry: &Registry, id: &str) -> mpsc::Receiver<Frame> {
+fn peer(registry: &Registry, id: &str) -> Outbox {
     let (sender, queue) = PeerSender::new(64);
     registry.open(id.into(), sender);
     queue
 }
 
-fn drain(queue: &mut mpsc::Receiver<Frame>) -> Vec<ServerMessage> {
+fn drain(queue: &mut Outbox) -> Vec<ServerMessage> {
     drain_numbered(queue).into_iter().map(|(_, message)| message).collect()
 }
 
 /// Messages with their `seq`.
-fn drain_numbered(queue: &mut mpsc::Receiver<Frame>) -> Vec<(Option<u64>, ServerMessage)> {
+fn drain_numbered(queue: &mut Outbox) -> Vec<(Option<u64>, ServerMessage)> {
     let mut out = Vec::new();
     while let Ok(frame) = queue.try_recv() {
         let sequenced: protocol::Sequenced = serde_json::from_str(frame.as_str()).unwrap();
@@ -84,7 +84,7 @@ fn join(registry: &Registry, id: &str, before: &[&str], after: &[&str]) -> Compl
 }
 
 /// Alice and then bob, both local, joined to room "r"; their queues, emptied.
-fn alice_and_bob_in_a_room(registry: &Registry) -> (mpsc::Receiver<Frame>, mpsc::Receiver<Frame>) {
+fn alice_and_bob_in_a_room(registry: &Registry) -> (Outbox, Outbox) {
     let mut alice = peer(registry, "alice");
     let mut bob = peer(registry, "bob");
     join(registry, "alice", &[], &[]);
