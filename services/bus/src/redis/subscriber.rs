@@ -37,16 +37,22 @@ pub(super) async fn follow_connections(
             Ok(server) if expected.remove(&server) => tracing::debug!(%server, "bus subscriber connected"),
             Ok(server) => {
                 tracing::warn!(%server, "bus subscriber reconnected: messages published meanwhile are lost");
-                if let Err(error) = resubscribe(&subscriber, sharded).await {
-                    // The connection went again: the next one resubscribes.
-                    tracing::warn!(%error, "re-subscribing the bus failed");
-                }
-                interrupted.send_modify(|count| *count += 1);
+                resubscribe_then_count(&subscriber, sharded, &interrupted).await;
             }
-            Err(RecvError::Lagged(_)) => interrupted.send_modify(|count| *count += 1),
+            // Connection events were missed: a reconnection may be among them, so its
+            // subscriptions are made again as for one.
+            Err(RecvError::Lagged(_)) => resubscribe_then_count(&subscriber, sharded, &interrupted).await,
             Err(RecvError::Closed) => return,
         }
     }
+}
+
+async fn resubscribe_then_count(subscriber: &SubscriberClient, sharded: bool, interrupted: &watch::Sender<u64>) {
+    if let Err(error) = resubscribe(subscriber, sharded).await {
+        // The connection went again: the next one resubscribes.
+        tracing::warn!(%error, "re-subscribing the bus failed");
+    }
+    interrupted.send_modify(|count| *count += 1);
 }
 
 /// Subscribes again to every channel the node is subscribed to. Sharded channels are
