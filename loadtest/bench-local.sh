@@ -81,9 +81,12 @@ if [ "$shards" -gt 0 ]; then
     done
     redis_url="redis-cluster://127.0.0.1:$redis_port"
 fi
-# CPU seconds (user + system) of every Redis server so far.
+# CPU seconds (user + system) so far of the Redis servers on the given ports (default:
+# every one).
 redis_cpu() {
-    for port in "${redis_ports[@]}"; do redis-cli -p "$port" INFO cpu; done |
+    local ports=("$@")
+    [ $# -gt 0 ] || ports=("${redis_ports[@]}")
+    for port in "${ports[@]}"; do redis-cli -p "$port" INFO cpu; done |
         awk -F: '/^used_cpu_(user|sys):/ { total += $2 } END { printf "%.3f", total }'
 }
 
@@ -146,8 +149,8 @@ echo "redis: ${#redis_ports[@]} server(s), $(awk -v a="$cpu_before" -v b="$(redi
 # a channel nobody hears, 200,000 times from 50 connections, on the first Redis server.
 baseline=200000
 payload=$(printf 'x%.0s' $(seq 500))
-cpu_before=$(redis-cli -p "$redis_port" INFO cpu | awk -F: '/^used_cpu_(user|sys):/ { t += $2 } END { printf "%.3f", t }')
+cpu_before=$(redis_cpu "$redis_port")
 redis-benchmark -p "$redis_port" -n "$baseline" -q PUBLISH bench-local-baseline "$payload" >"$logs/baseline.log" 2>&1
-cpu_after=$(redis-cli -p "$redis_port" INFO cpu | awk -F: '/^used_cpu_(user|sys):/ { t += $2 } END { printf "%.3f", t }')
+cpu_after=$(redis_cpu "$redis_port")
 awk -v a="$cpu_before" -v b="$cpu_after" -v n="$baseline" -v rate="$(tr '\r' '\n' <"$logs/baseline.log" | grep -o '[0-9.]* requests per second' | tail -1)" \
     'BEGIN { printf "redis-benchmark PUBLISH (500 B, no subscriber): %.2f CPU-µs of Redis per command, %s\n", (b - a) * 1e6 / n, rate }' >&2

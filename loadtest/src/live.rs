@@ -129,6 +129,7 @@ impl Watch {
             let mut timeline = Timeline::new();
             let mut ticks = tokio::time::interval(Duration::from_secs(1));
             ticks.tick().await;
+            let mut errors = 0;
             let mut last = started;
             loop {
                 // The last, partial second is closed too when the run stops.
@@ -143,7 +144,7 @@ impl Watch {
                     break;
                 }
                 last = now;
-                let errors: u64 = timeline.iter().map(|point: &Point| point.errors).sum::<u64>() + point.errors;
+                errors += point.errors;
                 let message = format!("{:.0}/s, p99 {:.2} ms, {errors} errors", point.per_s, point.p99_us as f64 / 1e3);
                 bar.set_position(now.duration_since(started).as_millis() as u64);
                 bar.set_message(message.clone());

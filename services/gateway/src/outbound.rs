@@ -155,8 +155,8 @@ impl Outbox {
     /// is empty.
     pub async fn recv(&mut self) -> Option<Frame> {
         loop {
-            // Registered before looking, so a frame queued in between still wakes us
-            // (`notify_one` keeps a permit when nobody waits, too).
+            // A frame queued after the look below still wakes the wait: `notify_one`
+            // leaves a permit when nobody waits yet, which this wait then takes.
             let notified = self.queue.ready.notified();
             if let Some(frame) = self.queue.pop() {
                 return Some(frame);

@@ -135,8 +135,8 @@ async fn take_over(
                 waiting.push(echoed);
             } else {
                 // Left (or was removed) while away: not a room of the session any more.
-                // The reference goes with the membership; a peer_left that removed the
-                // membership first has released it already.
+                // The reference goes with the membership: whatever removed it first
+                // (a session's end) released it then.
                 if gateway.registry.remove_membership(peer, &room) {
                     gateway.subscriptions.release(&room).await;
                 }
@@ -164,7 +164,7 @@ async fn take_over(
     .await;
     if outcome.is_err() {
         // Only the memberships still here hold their reference: one removed meanwhile
-        // by a peer_left or a move released it then.
+        // (a session's end) released it then.
         let removed = gateway.registry.abort_resume(peer);
         for room in subscribed.iter().filter(|room| removed.contains(*room)) {
             gateway.subscriptions.release(room).await;

@@ -12,7 +12,7 @@ use super::exchange::Outcome;
 use crate::histogram::Latency;
 use crate::live::Timeline;
 use crate::server_stats::ServerStats;
-use crate::tally::Errors;
+use crate::tally::{Errors, Tally};
 
 /// What was asked for. In a merged report, `pairs` and `rate_per_s` are totals.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,31 +29,6 @@ pub struct Settings {
 pub struct Disruption {
     pub command: String,
     pub error: Option<String>,
-}
-
-/// Every numbered message, by what became of it.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Messages {
-    pub sent: u64,
-    /// Arrived at the partner (once counted, however often it came).
-    pub received: u64,
-    pub lost: u64,
-    pub duplicated: u64,
-    pub out_of_order: u64,
-    /// Refused by a gateway: the partner was not in the room then (between losing its
-    /// session and joining again); also counted as lost.
-    pub refused: u64,
-}
-
-impl Messages {
-    pub fn add(&mut self, other: &Messages) {
-        self.sent += other.sent;
-        self.received += other.received;
-        self.lost += other.lost;
-        self.duplicated += other.duplicated;
-        self.out_of_order += other.out_of_order;
-        self.refused += other.refused;
-    }
 }
 
 /// How the members' reconnections went.
@@ -93,7 +68,12 @@ pub struct StormReport {
     pub gateways: BTreeSet<String>,
     pub disruption: Option<Disruption>,
     pub elapsed_s: f64,
-    pub messages: Messages,
+    /// Every numbered message, by what became of it (`received` counts each once,
+    /// however often it came; altered, late and unexpected do not occur here).
+    pub messages: Tally,
+    /// Signals a gateway refused because the partner was not in the room then
+    /// (between losing its session and joining again); also counted as lost.
+    pub refused: u64,
     pub reconnections: Reconnections,
     /// Members whose client gave up (could not reconnect within --give-up-after).
     pub members_failed: u64,
@@ -116,7 +96,8 @@ impl StormReport {
         elapsed: Duration,
         servers: Vec<ServerStats>,
     ) -> Self {
-        let mut messages = Messages::default();
+        let mut messages = Tally::default();
+        let mut refused = 0;
         let mut reconnections = Reconnections::default();
         let mut errors = Errors::default();
         let mut members_failed = 0;
@@ -126,7 +107,7 @@ impl StormReport {
             messages.lost += outcome.sent.saturating_sub(delivered);
             messages.duplicated += outcome.received.duplicated;
             messages.out_of_order += outcome.received.out_of_order;
-            messages.refused += outcome.received.refused;
+            refused += outcome.received.refused;
             for start in &outcome.starts {
                 match start {
                     Start::Resumed { gap: false, .. } => reconnections.resumed += 1,
@@ -155,6 +136,7 @@ impl StormReport {
             disruption,
             elapsed_s: elapsed.as_secs_f64(),
             messages,
+            refused,
             reconnections,
             members_failed,
             servers,
@@ -184,6 +166,7 @@ impl StormReport {
         self.disruption = self.disruption.take().or(other.disruption);
         self.elapsed_s = self.elapsed_s.max(other.elapsed_s);
         self.messages.add(&other.messages);
+        self.refused += other.refused;
         self.reconnections.add(&other.reconnections);
         self.members_failed += other.members_failed;
         if self.servers.is_empty() {
@@ -201,7 +184,7 @@ impl StormReport {
         let _ = writeln!(
             text,
             "storm {verdict}: {} sent, {} received, {} lost (at most {} allowed; {} refused), {} duplicated, {} out of order",
-            m.sent, m.received, m.lost, self.settings.max_lost, m.refused, m.duplicated, m.out_of_order
+            m.sent, m.received, m.lost, self.settings.max_lost, self.refused, m.duplicated, m.out_of_order
         );
         if let Some(disruption) = &self.disruption {
             let _ = writeln!(text, "  disruption at {:.1} s: {}", self.settings.disrupt_at_s, disruption.command);

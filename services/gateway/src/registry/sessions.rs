@@ -182,8 +182,8 @@ impl Registry {
     }
 
     /// Undoes `begin_resume` (the resume failed); returns the rooms whose memberships
-    /// it removed, whose subscriptions the caller releases (a membership a peer_left
-    /// removed meanwhile released its own).
+    /// it removed, whose subscriptions the caller releases (a membership removed
+    /// meanwhile released its own).
     pub fn abort_resume(&self, peer: &str) -> Vec<RoomName> {
         let mut state = self.lock();
         let Some(local) = state.peers.remove(peer) else { return Vec::new() };
