@@ -87,7 +87,10 @@ async fn serve_connection(
     let io = match &settings.tls {
         None => Either::Left(tcp),
         Some(acceptor) => match tokio::time::timeout(settings.handshake_timeout, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => Either::Right(tls),
+            // Boxed: a TLS stream is about a kilobyte, and hyper keeps the stream in a
+            // box of its own after the upgrade, sized for the larger variant: unboxed,
+            // every plain connection would carry a TLS stream's worth of unused memory.
+            Ok(Ok(tls)) => Either::Right(Box::new(tls)),
             Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
             Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
         },
