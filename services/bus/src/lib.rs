@@ -28,6 +28,9 @@
 //! - A node receives its own publications too (callers that already delivered them
 //!   locally skip them by origin).
 
+use std::future::Future;
+use std::pin::Pin;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -45,6 +48,9 @@ pub use redis::{RedisBus, RedisConfig};
 
 /// The stream of encoded envelopes arriving on a node's subscriptions.
 pub type Incoming = tokio::sync::mpsc::Receiver<Bytes>;
+
+/// A publish under way ([`Bus::publish`]).
+pub type Publishing<'a> = Pin<Box<dyn Future<Output = Result<(), BusError>> + Send + 'a>>;
 
 /// What a channel carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,7 +72,11 @@ pub enum BusError {
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     /// Publishes an encoded envelope on a topic's channel.
-    async fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Result<(), BusError>;
+    ///
+    /// Not an `async fn`: the channel is named from `topic` at once, so the future
+    /// borrows only the bus, and a caller can keep it beside whatever owns the topic's
+    /// name (the signal path keeps a publish and its room in the connection's task).
+    fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Publishing<'_>;
 
     /// Starts receiving a topic's channel on this node's [`Incoming`] stream. Calling it
     /// for a topic already subscribed is harmless; subscriptions are not counted.

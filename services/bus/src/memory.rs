@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use crate::{Bus, BusError, Incoming, Keyspace, Topic};
+use crate::{Bus, BusError, Incoming, Keyspace, Publishing, Topic};
 
 /// Channel names inside a hub (which has no prefix to share with anyone).
 fn channel(topic: Topic<'_>) -> String {
@@ -90,9 +90,9 @@ impl MemoryBus {
 
 #[async_trait]
 impl Bus for MemoryBus {
-    async fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Result<(), BusError> {
+    fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Publishing<'_> {
         self.hub.publish_now(topic, envelope);
-        Ok(())
+        Box::pin(std::future::ready(Ok(())))
     }
 
     async fn subscribe(&self, topic: Topic<'_>) -> Result<(), BusError> {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use tokio::sync::watch;
 
-use crate::{Bus, BusError, Topic};
+use crate::{Bus, BusError, Publishing, Topic};
 
 pub const PUBLISHED: &str = "switchboard_bus_published_total";
 pub const PUBLISHED_BYTES: &str = "switchboard_bus_published_bytes_total";
@@ -54,17 +54,20 @@ impl Metered {
 
 #[async_trait]
 impl Bus for Metered {
-    async fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Result<(), BusError> {
+    fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Publishing<'_> {
         let bytes = envelope.len() as u64;
-        let published = self.inner.publish(topic, envelope).await;
-        match &published {
-            Ok(()) => {
-                counter!(PUBLISHED).increment(1);
-                counter!(PUBLISHED_BYTES).increment(bytes);
+        let publishing = self.inner.publish(topic, envelope);
+        Box::pin(async move {
+            let published = publishing.await;
+            match &published {
+                Ok(()) => {
+                    counter!(PUBLISHED).increment(1);
+                    counter!(PUBLISHED_BYTES).increment(bytes);
+                }
+                Err(_) => counter!(PUBLISH_ERRORS).increment(1),
             }
-            Err(_) => counter!(PUBLISH_ERRORS).increment(1),
-        }
-        published
+            published
+        })
     }
 
     async fn subscribe(&self, topic: Topic<'_>) -> Result<(), BusError> {

@@ -35,12 +35,26 @@ pub struct Handshake {
 }
 
 /// Serves one upgraded socket until it closes.
-pub async fn serve(gateway: Arc<Gateway>, socket: WebSocket, handshake: Handshake) {
+///
+/// Not an `async fn`: the arguments of one stay in its future for the future's whole
+/// life, and an idle connection's task is mostly that future. The socket (368 bytes)
+/// is split here, before the future exists, so only its two small halves are kept.
+pub fn serve(gateway: Arc<Gateway>, socket: WebSocket, handshake: Handshake) -> impl Future<Output = ()> + Send {
     metrics::connection_opened();
-    let (sink, mut stream) = socket.split();
+    let (sink, stream) = socket.split();
     let (sender, queue) = PeerSender::new(gateway.config.ws.send_queue);
+    let writer = tokio::spawn(writer::run(sink, queue, sender.closer().clone(), gateway.config.ws.ping_interval));
+    serve_halves(gateway, stream, sender, writer, handshake)
+}
+
+async fn serve_halves(
+    gateway: Arc<Gateway>,
+    mut stream: SplitStream<WebSocket>,
+    sender: PeerSender,
+    writer: JoinHandle<()>,
+    handshake: Handshake,
+) {
     let closer = sender.closer().clone();
-    let writer = tokio::spawn(writer::run(sink, queue, closer.clone(), gateway.config.ws.ping_interval));
     let closed = || metrics::connection_closed(closer.code().unwrap_or(CloseCode::Normal));
     // Boxed: authenticating, opening or resuming a session is over in a moment, and its
     // future would otherwise stay part of the connection's task for the task's life.

@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::FutureExt;
 
 use crate::connection::Handshake;
 use crate::{Gateway, connection, metrics, web};
@@ -55,10 +56,10 @@ async fn upgrade(
         .write_buffer_size(ws.write_buffer_bytes)
         .on_upgrade(move |socket| {
             let connections = gateway.connections.clone();
-            connections.track_future(async move {
-                connection::serve(gateway, socket, handshake).await;
-                drop(slot);
-            })
+            // Not an async block: it would keep the socket it captured for the
+            // connection's life, or, given the finished future, hold that twice.
+            let serving = connection::serve(gateway, socket, handshake).map(move |()| drop(slot));
+            connections.track_future(serving)
         })
 }
 

@@ -11,13 +11,13 @@ use futures_util::stream::SplitStream;
 use protocol::{CloseCode, ErrorCode, Request, RequestFrame, RequestId, ServerMessage};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
-use tracing::Instrument;
 
 use crate::Gateway;
 use crate::auth::Identity;
 use crate::limits::inbound::{InboundLimiter, Limit, Verdict};
 use crate::outbound::PeerSender;
 use crate::registry::PeerId;
+use crate::requests::handling::Handling;
 use crate::requests::{self, RequestError};
 use crate::{metrics, render};
 
@@ -133,12 +133,15 @@ impl Session {
         self.sender.send(render::message(&ServerMessage::Reconnect { reason: reason.to_string() }));
     }
 
-    async fn handle(&self, text: &str) {
+    /// Parses a request and handles it as far as it goes without waiting; the future
+    /// returned is the rest (see [`Handling`]).
+    fn handle(&self, text: &str) -> Handling<'_> {
         let frame = match RequestFrame::parse(text) {
             Ok(frame) => frame,
             Err(error) => {
                 metrics::message_received("invalid", text.len());
-                return self.reply_error(error.id, error.code, error.message);
+                self.reply_error(error.id, error.code, error.message);
+                return Handling::done(self);
             }
         };
         metrics::message_received(frame.request.type_name(), text.len());
@@ -148,38 +151,20 @@ impl Session {
             Request::Broadcast { room, .. } => flow_span("broadcast", &self.peer_id, room),
             _ => tracing::Span::none(),
         };
-        self.serve(frame).instrument(span).await
+        let mut id = frame.id.clone();
+        // In the request's span, so that what is logged meanwhile carries its trace.
+        let begun =
+            span.in_scope(|| requests::begin(self, frame).map_err(|error| self.refuse_request(id.take(), error)).ok());
+        match begun {
+            Some(pending) => Handling::new(self, id, span, pending),
+            None => Handling::done(self),
+        }
     }
 
-    /// Handles one request and answers a failure with an `error`.
-    async fn serve(&self, frame: RequestFrame) {
-        let id = frame.id;
-        let outcome = match frame.request {
-            // Boxed: a join or leave waits on the room service and the bus, and its large
-            // future inline would make every connection's task that large for the
-            // connection's whole life. Signals, the hot path, stay inline.
-            Request::Join { room, metadata } => {
-                Box::pin(requests::join::handle(self, id.clone(), room, metadata)).await
-            }
-            Request::Leave { room } => Box::pin(requests::leave::handle(self, id.clone(), room)).await,
-            Request::Signal { room, to, kind, data } => {
-                requests::send::signal(self, id.clone(), room, to, kind, data).await
-            }
-            Request::Broadcast { room, data } => requests::send::broadcast(self, id.clone(), room, data).await,
-            Request::Ping => {
-                self.reply(&ServerMessage::Pong { id: id.clone() });
-                Ok(())
-            }
-            Request::Received { seq } => {
-                self.gateway.registry.acknowledge(&self.peer_id, seq);
-                Ok(())
-            }
-            Request::Auth { .. } => Err(RequestError::new(ErrorCode::BadRequest, "already authenticated")),
-        };
-        if let Err(error) = outcome {
-            tracing::debug!(peer = %self.peer_id, code = %error.code, reason = error.message, "request refused");
-            self.reply_error(id, error.code, error.message);
-        }
+    /// Answers a refused request with an `error` echoing its id.
+    pub fn refuse_request(&self, id: Option<RequestId>, error: RequestError) {
+        tracing::debug!(peer = %self.peer_id, code = %error.code, reason = error.message, "request refused");
+        self.reply_error(id, error.code, error.message);
     }
 
     /// Sends a reply, numbered and kept like every message of the session.

@@ -26,7 +26,7 @@ use fred::types::config::Options;
 use fred::types::{ClusterHash, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::{Bus, BusError, Incoming, Keyspace, Topic};
+use crate::{Bus, BusError, Incoming, Keyspace, Publishing, Topic};
 use config::{start, unavailable};
 
 /// The Redis pub/sub bus of one node.
@@ -68,17 +68,19 @@ impl RedisBus {
 
 #[async_trait]
 impl Bus for RedisBus {
-    async fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Result<(), BusError> {
+    fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Publishing<'_> {
         let channel = self.keys.channel(topic);
-        // The receiver count PUBLISH returns is not a delivery count (in Redis Cluster it
-        // is 0 even when delivered), so it is ignored.
-        let _: Value = if self.sharded {
-            self.publisher.spublish(channel, envelope).await
-        } else {
-            self.publisher.publish(channel, envelope).await
-        }
-        .map_err(unavailable)?;
-        Ok(())
+        Box::pin(async move {
+            // The receiver count PUBLISH returns is not a delivery count (in Redis Cluster
+            // it is 0 even when delivered), so it is ignored.
+            let _: Value = if self.sharded {
+                self.publisher.spublish(channel, envelope).await
+            } else {
+                self.publisher.publish(channel, envelope).await
+            }
+            .map_err(unavailable)?;
+            Ok(())
+        })
     }
 
     async fn subscribe(&self, topic: Topic<'_>) -> Result<(), BusError> {
