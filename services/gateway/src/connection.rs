@@ -38,8 +38,9 @@ pub struct Handshake {
 ///
 /// Not an `async fn`: the arguments of one stay in its future for the future's whole
 /// life, and an idle connection's task is mostly that future. The socket (368 bytes)
-/// is split here, before the future exists, so only its two small halves are kept.
-pub fn serve(gateway: Arc<Gateway>, socket: WebSocket, handshake: Handshake) -> impl Future<Output = ()> + Send {
+/// is split here, before the future exists, so only its two small halves are kept; the
+/// handshake comes boxed, and the box goes to the session's start, which frees it.
+pub fn serve(gateway: Arc<Gateway>, socket: WebSocket, handshake: Box<Handshake>) -> impl Future<Output = ()> + Send {
     metrics::connection_opened();
     let (sink, stream) = socket.split();
     let (sender, queue) = PeerSender::new(gateway.config.ws.send_queue);
@@ -52,7 +53,7 @@ async fn serve_halves(
     mut stream: SplitStream<WebSocket>,
     sender: PeerSender,
     writer: JoinHandle<()>,
-    handshake: Handshake,
+    handshake: Box<Handshake>,
 ) {
     let closer = sender.closer().clone();
     let closed = || metrics::connection_closed(closer.code().unwrap_or(CloseCode::Normal));
@@ -94,7 +95,7 @@ async fn finish(writer: JoinHandle<()>, stream: &mut SplitStream<WebSocket>) {
 /// close, and returns `None`.
 async fn start(
     gateway: &Gateway,
-    handshake: Handshake,
+    handshake: Box<Handshake>,
     sender: &PeerSender,
     stream: &mut SplitStream<WebSocket>,
 ) -> Option<Attached> {

@@ -49,6 +49,9 @@ async fn upgrade(
         }
     };
     let ws = &gateway.config.ws;
+    // Boxed: the upgrade's task keeps what its callback captured for the connection's
+    // life, and the box is freed once the session has started.
+    let handshake = Box::new(handshake);
     upgrade
         .max_message_size(ws.max_message_bytes)
         .max_frame_size(ws.max_message_bytes)

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use axum::extract::ws::Utf8Bytes;
 use protocol::CloseCode;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
 
@@ -21,17 +20,18 @@ use crate::metrics;
 pub type Frame = Utf8Bytes;
 
 /// A request to close a connection. The first request wins; the connection's tasks
-/// watch [`Closer::closed`].
+/// watch [`Closer::closed`]. (A `Notify` beside the code rather than a cancellation
+/// token, which allocates a node of its own for every connection.)
 #[derive(Default)]
 pub struct Closer {
     code: OnceLock<CloseCode>,
-    token: CancellationToken,
+    closing: Notify,
 }
 
 impl Closer {
     pub fn close(&self, code: CloseCode) {
         let _ = self.code.set(code);
-        self.token.cancel();
+        self.closing.notify_waiters();
     }
 
     /// The code of the first close request, if any.
@@ -39,8 +39,15 @@ impl Closer {
         self.code.get().copied()
     }
 
+    /// Returns once a close has been requested.
     pub async fn closed(&self) {
-        self.token.cancelled().await
+        // Made before the look at the code: `notify_waiters` wakes every `Notified`
+        // that exists when it is called, polled yet or not, so a close requested after
+        // the look still ends the wait.
+        let notified = self.closing.notified();
+        if self.code.get().is_none() {
+            notified.await;
+        }
     }
 }
 
@@ -226,6 +233,26 @@ mod tests {
         drop(queue);
         assert!(!sender.send(Frame::from_static("c")), "nobody writes any more");
         assert_eq!(sender.closer().code(), None, "which is no slow consumer");
+    }
+
+    /// Both of a connection's tasks wait on the closer: a close wakes every waiter, and
+    /// a wait that starts after the close ends at once.
+    #[tokio::test]
+    async fn a_close_ends_every_wait_for_it() {
+        let closer = Arc::new(Closer::default());
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let closer = closer.clone();
+                tokio::spawn(async move { closer.closed().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        closer.close(CloseCode::GoingAway);
+        for waiter in waiters {
+            tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("woken").unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(5), closer.closed()).await.expect("already closed");
+        assert_eq!(closer.code(), Some(CloseCode::GoingAway));
     }
 
     #[test]

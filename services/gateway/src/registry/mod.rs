@@ -34,6 +34,7 @@
 mod dispatch;
 mod in_flight;
 mod joins;
+mod peer_rooms;
 mod routing;
 mod sessions;
 
@@ -50,6 +51,7 @@ pub use sessions::{Detached, Reattached};
 
 use crate::outbound::{Frame, PeerSender};
 use crate::replay::{Replay, ReplayLimits};
+use peer_rooms::PeerRooms;
 
 pub type PeerId = Arc<str>;
 pub type RoomName = Arc<str>;
@@ -75,15 +77,16 @@ struct LocalPeer {
     attachment: u64,
     replay: Replay,
     /// Rooms in which the peer has a membership, in any state.
-    rooms: HashSet<RoomName>,
+    rooms: PeerRooms,
     /// Set on this (old) gateway when another one resumes the session: where to hand
     /// over, and what the client already has.
-    handover: Option<(String, u64)>,
+    /// Boxed: rare, and every session's record would otherwise be its size.
+    handover: Option<Box<(String, u64)>>,
 }
 
 impl LocalPeer {
     fn new(sender: Option<PeerSender>, replay: Replay) -> Self {
-        Self { sender, attachment: 1, replay, rooms: HashSet::new(), handover: None }
+        Self { sender, attachment: 1, replay, rooms: PeerRooms::default(), handover: None }
     }
 
     /// Numbers a frame, keeps it for a resume, and sends it if a socket is attached.

@@ -202,7 +202,7 @@ impl Registry {
             return Some((to.to_string(), data));
         };
         tracing::debug!(peer, to, last_seq, rooms_left = local.rooms.len(), "handover requested");
-        local.handover = Some((to.to_string(), last_seq));
+        local.handover = Some(Box::new((to.to_string(), last_seq)));
         if let Some(old) = local.sender.take() {
             old.closer().close(CloseCode::SessionMoved);
         }
@@ -218,7 +218,7 @@ pub(super) fn take_handover_if_ready(state: &mut State, peer: &str) -> Option<(S
         return None;
     }
     let local = state.peers.remove(peer)?;
-    let (to, last_seq) = local.handover.expect("checked above");
+    let (to, last_seq) = *local.handover.expect("checked above");
     let missed = local.replay.missed_after(last_seq);
     let frames =
         missed.frames.into_iter().map(|(seq, frame)| SequencedFrame { seq, json: frame.to_string() }).collect();
