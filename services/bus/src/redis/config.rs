@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{BusError, Keyspace};
 
+/// Capacity of a command client's event channels (errors, reconnections and the
+/// like, which nothing here reads in bulk): fred's own default.
+const COMMAND_CLIENT_EVENTS: usize = 32;
+
 /// How to reach Redis. Shared by the gateway and the room service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -117,7 +121,10 @@ impl RedisConfig {
             .set_policy(ReconnectPolicy::new_exponential(0, 50, max_delay, 2))
             .with_performance_config(|perf| {
                 perf.default_command_timeout = self.command_timeout;
-                perf.broadcast_channel_capacity = self.subscriber_buffer;
+                // Every client has nine event channels of this capacity, set aside at
+                // once (about 1 MiB each at the subscriber's 16,384): only the
+                // subscriber's message channel needs that many, see `subscriber_builder`.
+                perf.broadcast_channel_capacity = COMMAND_CLIENT_EVENTS;
             })
             .with_connection_config(|conn| {
                 conn.max_command_buffer_len = self.command_queue.max(1);
@@ -142,6 +149,14 @@ impl RedisConfig {
 
     /// A connected command client. Fails if the first connection cannot be made within
     /// the connect timeout; after that it reconnects by itself.
+    /// The builder of the bus's subscriber client, whose message channel buffers
+    /// `subscriber_buffer` messages.
+    pub(super) fn subscriber_builder(&self) -> Result<Builder, BusError> {
+        let mut builder = self.builder()?;
+        builder.with_performance_config(|perf| perf.broadcast_channel_capacity = self.subscriber_buffer);
+        Ok(builder)
+    }
+
     pub async fn connect_client(&self) -> Result<Client, BusError> {
         let client = self.builder()?.build().map_err(unavailable)?;
         start(&client, self.connect_timeout).await?;
@@ -178,6 +193,16 @@ mod tests {
 
     fn with_url(url: &str) -> RedisConfig {
         RedisConfig { url: Some(url.into()), ..RedisConfig::default() }
+    }
+
+    /// fred sets aside every event channel's capacity at once, nine per client: only
+    /// the subscriber buffers many messages.
+    #[test]
+    fn only_the_subscriber_buffers_many_events() {
+        let config = RedisConfig { subscriber_buffer: 4_096, ..with_url("redis://127.0.0.1:6379") };
+        let capacity = |builder: Builder| builder.get_performance_config().broadcast_channel_capacity;
+        assert_eq!(capacity(config.builder().unwrap()), COMMAND_CLIENT_EVENTS);
+        assert_eq!(capacity(config.subscriber_builder().unwrap()), 4_096);
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl RedisBus {
     pub async fn connect(config: &RedisConfig, incoming_queue: usize) -> Result<(Self, Incoming), BusError> {
         let sharded = config.is_cluster();
         let publisher = config.connect_client().await?;
-        let subscriber = config.builder()?.build_subscriber_client().map_err(unavailable)?;
+        let subscriber = config.subscriber_builder()?.build_subscriber_client().map_err(unavailable)?;
         let (sender, receiver) = mpsc::channel(incoming_queue.max(1));
         let (interrupted, interruptions) = watch::channel(0);
         let (connected, first_servers) = oneshot::channel();
