@@ -9,7 +9,6 @@ use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use protocol::{CloseCode, ErrorCode, Limits, Request, RequestFrame, ServerInfo, ServerMessage, Welcome};
-use tokio::task::JoinHandle;
 
 use crate::Gateway;
 use crate::auth::{AuthError, Identity};
@@ -18,7 +17,8 @@ use crate::outbound::PeerSender;
 use crate::render;
 use crate::resume::{self, ResumeError};
 use crate::session::{Ending, Session};
-use crate::{metrics, turn, writer};
+use crate::writer::{self, Writer};
+use crate::{metrics, turn};
 
 /// How long a closed connection is read on for the client's close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
@@ -43,16 +43,15 @@ pub struct Handshake {
 pub fn serve(gateway: Arc<Gateway>, socket: WebSocket, handshake: Box<Handshake>) -> impl Future<Output = ()> + Send {
     metrics::connection_opened();
     let (sink, stream) = socket.split();
-    let (sender, queue) = PeerSender::new(gateway.config.ws.send_queue);
-    let writer = tokio::spawn(writer::run(sink, queue, sender.closer().clone(), gateway.config.ws.ping_interval));
-    serve_halves(gateway, stream, sender, writer, handshake)
+    let (sender, outbox) = PeerSender::new(gateway.config.ws.send_queue);
+    sender.attach(Writer::new(sink, outbox, sender.closer().clone()));
+    serve_halves(gateway, stream, sender, handshake)
 }
 
 async fn serve_halves(
     gateway: Arc<Gateway>,
     mut stream: SplitStream<WebSocket>,
     sender: PeerSender,
-    writer: JoinHandle<()>,
     handshake: Box<Handshake>,
 ) {
     let closer = sender.closer().clone();
@@ -60,7 +59,7 @@ async fn serve_halves(
     // Boxed: authenticating, opening or resuming a session is over in a moment, and its
     // future would otherwise stay part of the connection's task for the task's life.
     let Some(attached) = Box::pin(start(&gateway, handshake, &sender, &mut stream)).await else {
-        finish(writer, &mut stream).await;
+        finish(&sender, &mut stream).await;
         closed();
         return;
     };
@@ -69,17 +68,17 @@ async fn serve_halves(
         Session { gateway: gateway.clone(), peer_id: attached.peer_id.clone(), identity: attached.identity, sender };
     let ending = session.run(&mut stream).await;
     lifecycle::socket_ended(&gateway, &attached.peer_id, attached.attachment, ending == Ending::Goodbye).await;
-    finish(writer, &mut stream).await;
+    finish(&session.sender, &mut stream).await;
     closed();
     tracing::debug!(peer = %attached.peer_id, ?ending, "disconnected");
 }
 
-/// Waits for the writer to send the close frame while reading on until the client
-/// answers it (at most [`CLOSE_LINGER`]). Dropping a socket with unread input makes the
-/// kernel reset the connection, and the reset can overtake the close frame: a client
-/// still sending when it is closed (a flood, say) would see a broken connection instead
-/// of the code that says why.
-async fn finish(writer: JoinHandle<()>, stream: &mut SplitStream<WebSocket>) {
+/// Sends the close frame while reading on until the client answers it (at most
+/// [`CLOSE_LINGER`]). Dropping a socket with unread input makes the kernel reset the
+/// connection, and the reset can overtake the close frame: a client still sending when
+/// it is closed (a flood, say) would see a broken connection instead of the code that
+/// says why.
+async fn finish(sender: &PeerSender, stream: &mut SplitStream<WebSocket>) {
     let read_until_close = async {
         while let Some(Ok(message)) = stream.next().await {
             if matches!(message, Message::Close(_)) {
@@ -87,7 +86,9 @@ async fn finish(writer: JoinHandle<()>, stream: &mut SplitStream<WebSocket>) {
             }
         }
     };
-    let _ = tokio::join!(writer, tokio::time::timeout(CLOSE_LINGER, read_until_close));
+    // Boxed: it runs once, at the end, and its timer would otherwise be part of every
+    // connection's task for the task's life.
+    let _ = tokio::join!(Box::pin(writer::close(sender)), tokio::time::timeout(CLOSE_LINGER, read_until_close));
 }
 
 /// Resumes the session of a resume token, or else opens a new one for a valid client

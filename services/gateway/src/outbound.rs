@@ -5,6 +5,10 @@
 //! which never waits: when the queue is full the client is too slow, and it is cut off
 //! with [`CloseCode::SlowConsumer`] instead of being buffered without bound or holding
 //! up the sender.
+//!
+//! The queue also keeps the connection's [`Writer`] while nothing is being written: a
+//! frame (or ping) queued takes it and starts a task that writes until the queue is
+//! empty and puts it back (see `writer.rs`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,6 +19,7 @@ use protocol::CloseCode;
 use tokio::sync::Notify;
 
 use crate::metrics;
+use crate::writer::{self, Writer};
 
 /// One rendered JSON text frame, cheap to clone for many receivers.
 pub type Frame = Utf8Bytes;
@@ -58,10 +63,14 @@ impl Closer {
 struct Queue {
     frames: Mutex<VecDeque<Frame>>,
     capacity: usize,
-    /// Wakes the writer when a frame arrives or the last sender goes.
-    ready: Notify,
     senders: AtomicUsize,
     writer_gone: AtomicBool,
+    /// A ping to send before the next frames.
+    ping_due: AtomicBool,
+    /// The connection's writer while no task writes with it.
+    parked: Mutex<Option<Writer>>,
+    /// Wakes whoever waits for the writer to be parked again (the connection's close).
+    parked_again: Notify,
 }
 
 /// Slots a drained queue keeps: enough for the frames one request usually causes.
@@ -70,6 +79,24 @@ const KEPT_SLOTS: usize = 8;
 impl Queue {
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Frame>> {
         self.frames.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn parked(&self) -> std::sync::MutexGuard<'_, Option<Writer>> {
+        self.parked.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether a frame or a ping waits to be written.
+    fn has_work(&self) -> bool {
+        self.ping_due.load(Ordering::Acquire) || !self.lock().is_empty()
+    }
+
+    /// Starts a task writing what is queued, unless one is writing already (or there is
+    /// no writer: a queue read through its [`Outbox`] directly, in tests).
+    fn start_writer(&self) {
+        let writer = self.parked().take();
+        if let Some(writer) = writer {
+            tokio::spawn(writer::drain(writer));
+        }
     }
 
     fn pop(&self) -> Option<Frame> {
@@ -105,9 +132,11 @@ impl PeerSender {
         let queue = Arc::new(Queue {
             frames: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
-            ready: Notify::new(),
             senders: AtomicUsize::new(1),
             writer_gone: AtomicBool::new(false),
+            ping_due: AtomicBool::new(false),
+            parked: Mutex::new(None),
+            parked_again: Notify::new(),
         });
         (Self { queue: queue.clone(), closer: Arc::new(Closer::default()) }, Outbox { queue })
     }
@@ -131,8 +160,31 @@ impl PeerSender {
         }
         frames.push_back(frame);
         drop(frames);
-        self.queue.ready.notify_one();
+        self.queue.start_writer();
         true
+    }
+
+    /// Queues a ping (a WebSocket ping frame) for the client.
+    pub fn ping(&self) {
+        self.queue.ping_due.store(true, Ordering::Release);
+        self.queue.start_writer();
+    }
+
+    /// Gives the queue the connection's writer: what is queued from now on is written.
+    pub fn attach(&self, writer: Writer) {
+        park(&self.queue, writer);
+    }
+
+    /// Takes the writer back for the connection's close, once no task writes with it.
+    pub async fn detach(&self) -> Writer {
+        loop {
+            // Made before the look, so that a park after it still ends the wait.
+            let parked_again = self.queue.parked_again.notified();
+            if let Some(writer) = self.queue.parked().take() {
+                return writer;
+            }
+            parked_again.await;
+        }
     }
 
     pub fn closer(&self) -> &Arc<Closer> {
@@ -149,36 +201,56 @@ impl Clone for PeerSender {
 
 impl Drop for PeerSender {
     fn drop(&mut self) {
-        // The last sender gone: the writer, waiting for frames, is told there will be
-        // none (as a channel's receiver is).
+        // A parked writer holds the queue (through its outbox): once the last sender
+        // is gone, let go of it, or neither would ever be freed.
         if self.queue.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.queue.ready.notify_one();
+            let parked = self.queue.parked().take();
+            drop(parked);
         }
     }
 }
 
 impl Outbox {
-    /// The next frame, waiting for one; `None` once every sender is gone and the queue
-    /// is empty.
-    pub async fn recv(&mut self) -> Option<Frame> {
-        loop {
-            // A frame queued after the look below still wakes the wait: `notify_one`
-            // leaves a permit when nobody waits yet, which this wait then takes.
-            let notified = self.queue.ready.notified();
-            if let Some(frame) = self.queue.pop() {
-                return Some(frame);
-            }
-            if self.queue.senders.load(Ordering::Acquire) == 0 {
-                return None;
-            }
-            notified.await;
-        }
-    }
-
     /// A frame already queued, without waiting.
     pub fn try_recv(&mut self) -> Result<Frame, Empty> {
         self.queue.pop().ok_or(Empty)
     }
+
+    /// Whether a ping was asked for since the last call.
+    pub fn take_ping(&mut self) -> bool {
+        self.queue.ping_due.swap(false, Ordering::AcqRel)
+    }
+
+    /// Where the writer this outbox belongs to is parked.
+    pub fn parking(&self) -> Parking {
+        Parking { queue: self.queue.clone() }
+    }
+}
+
+/// Where a connection's writer waits while there is nothing to write.
+pub struct Parking {
+    queue: Arc<Queue>,
+}
+
+impl Parking {
+    /// Parks the writer, for the connection's close to take.
+    pub fn park(self, writer: Writer) {
+        park(&self.queue, writer);
+    }
+
+    /// Parks the writer; returns it again at once if something was queued meanwhile
+    /// and no other task has taken it to write that.
+    pub fn park_or_resume(self, writer: Writer) -> Option<Writer> {
+        park(&self.queue, writer);
+        // A frame queued after the writer's last look found no writer to start: look
+        // again now that it is parked.
+        if self.queue.has_work() { self.queue.parked().take() } else { None }
+    }
+}
+
+fn park(queue: &Queue, writer: Writer) {
+    *queue.parked() = Some(writer);
+    queue.parked_again.notify_waiters();
 }
 
 impl Drop for Outbox {
@@ -207,31 +279,16 @@ mod tests {
         assert_eq!(queue.try_recv().unwrap(), "1");
     }
 
-    /// The writer waits for frames and is woken by each; once every sender is gone it
-    /// gets what is left, then `None`; once it is gone, sending fails.
-    #[tokio::test]
-    async fn the_writer_is_woken_and_learns_when_the_senders_are_gone() {
+    /// A queue whose writer is gone (the connection closed) takes nothing more, and
+    /// that is no slow consumer.
+    #[test]
+    fn sending_after_the_writer_is_gone_fails_without_cutting_anyone_off() {
         let (sender, mut queue) = PeerSender::new(8);
-        let waiting = tokio::spawn(async move {
-            let first = queue.recv().await;
-            (first, queue)
-        });
-        tokio::task::yield_now().await;
         assert!(sender.send(Frame::from_static("a")));
-        let (first, mut queue) = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
-        assert_eq!(first.as_deref(), Some("a"));
+        assert_eq!(queue.try_recv().unwrap(), "a");
         assert_eq!(queue.try_recv(), Err(Empty));
-
-        let second = sender.clone();
-        assert!(second.send(Frame::from_static("b")));
-        drop(sender);
-        drop(second);
-        assert_eq!(queue.recv().await.as_deref(), Some("b"), "what was queued still comes");
-        assert_eq!(tokio::time::timeout(Duration::from_secs(5), queue.recv()).await.unwrap(), None);
-
-        let (sender, queue) = PeerSender::new(8);
         drop(queue);
-        assert!(!sender.send(Frame::from_static("c")), "nobody writes any more");
+        assert!(!sender.send(Frame::from_static("b")), "nobody writes any more");
         assert_eq!(sender.closer().code(), None, "which is no slow consumer");
     }
 

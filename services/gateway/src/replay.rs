@@ -37,6 +37,9 @@ pub struct Missed {
     pub gap: bool,
 }
 
+/// Slots of the kept frames grown one at a time before the deque doubles as usual.
+const SLOTS_ONE_BY_ONE: usize = 4;
+
 impl Replay {
     pub fn new(limits: ReplayLimits) -> Self {
         Self::continuing(limits, 1)
@@ -64,6 +67,12 @@ impl Replay {
     /// Keeps an already numbered frame (one handed over from another gateway).
     pub fn keep(&mut self, seq: u64, frame: Frame) {
         self.kept_bytes += frame.len();
+        // One slot at a time for the first few: an idle session keeps a frame or two
+        // (`joined`, a `peer_joined`) for as long as it lives, and a first push would
+        // set aside four.
+        if self.kept.len() == self.kept.capacity() && self.kept.len() < SLOTS_ONE_BY_ONE {
+            self.kept.reserve_exact(1);
+        }
         self.kept.push_back((seq, frame));
         self.next_seq = self.next_seq.max(seq + 1);
         while self.kept.len() > self.limits.frames || self.kept_bytes > self.limits.bytes {
@@ -100,10 +109,12 @@ impl Replay {
 pub fn with_seq(frame: &Frame, seq: u64) -> Frame {
     let text = frame.as_str();
     debug_assert!(text.ends_with('}'), "frames are JSON objects");
-    let mut out = String::with_capacity(text.len() + 24);
+    let seq = seq.to_string();
+    // Exactly the length: the frame keeps its allocation for as long as it is kept.
+    let mut out = String::with_capacity(text.len() + ",\"seq\":".len() + seq.len());
     out.push_str(&text[..text.len() - 1]);
     out.push_str(",\"seq\":");
-    out.push_str(&seq.to_string());
+    out.push_str(&seq);
     out.push('}');
     Frame::from(out)
 }

@@ -57,11 +57,17 @@ impl Session {
     pub async fn run(&self, stream: &mut SplitStream<WebSocket>) -> Ending {
         let closer = self.sender.closer().clone();
         let idle_timeout = self.gateway.config.ws.idle_timeout;
+        let ping_every = self.gateway.config.ws.ping_interval;
         let mut limiter = InboundLimiter::new(&self.gateway.config.limits, Instant::now());
         // Once the gateway drains: when to stop reading what the client still sends.
         let mut moving_by: Option<Instant> = None;
+        let mut heard_at = Instant::now();
+        let mut ping_at = heard_at + ping_every;
         loop {
-            let deadline = moving_by.unwrap_or_else(|| Instant::now() + idle_timeout);
+            let deadline = moving_by.unwrap_or(heard_at + idle_timeout);
+            // The pings are timed here: the writer has no task of its own while there
+            // is nothing to write (writer.rs).
+            let wake = if moving_by.is_some() { deadline } else { deadline.min(ping_at) };
             let next = tokio::select! {
                 biased;
                 _ = closer.closed() => return Ending::Lost,
@@ -70,9 +76,14 @@ impl Session {
                     moving_by = Some(Instant::now() + self.gateway.config.drain.client_grace);
                     continue;
                 }
-                next = tokio::time::timeout_at(deadline, stream.next()) => next,
+                next = tokio::time::timeout_at(wake, stream.next()) => next,
             };
             let message = match next {
+                Err(_elapsed) if Instant::now() < deadline => {
+                    self.sender.ping();
+                    ping_at = Instant::now() + ping_every;
+                    continue;
+                }
                 Err(_elapsed) if moving_by.is_some() => {
                     closer.close(CloseCode::GoingAway);
                     return Ending::Lost;
@@ -91,6 +102,7 @@ impl Session {
                 }
                 Ok(Some(Ok(message))) => message,
             };
+            heard_at = Instant::now();
             let verdict = match &message {
                 Message::Close(_) => Verdict::Accept,
                 other => limiter.check(frame_len(other), Instant::now()),

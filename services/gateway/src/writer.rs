@@ -1,7 +1,13 @@
-//! The writing half of a connection: drains the peer's queue into the socket, pings,
-//! and sends the close frame when the connection ends.
+//! The writing half of a connection, and the task that writes with it while there is
+//! something to write: queued frames, pings, and at the end the close frame.
+//!
+//! No task waits on an idle connection's behalf: the [`Writer`] is parked in the
+//! connection's send queue, and a frame or ping queued there starts a task ([`drain`])
+//! that writes until the queue is empty and parks the writer again. An idle connection
+//! costs a parked writer, not a task of its own (0.8 KiB, docs/benchmarks.md).
 
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -10,10 +16,8 @@ use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use protocol::CloseCode;
 
-use tokio::time::{Instant, MissedTickBehavior, interval_at};
-
 use crate::metrics;
-use crate::outbound::{Closer, Frame, Outbox};
+use crate::outbound::{Closer, Outbox, PeerSender};
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -24,58 +28,91 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// chance to learn why (4008) rather than see a broken connection.
 const SLOW_CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs until `closer` fires or the socket breaks. Every socket write races the close
-/// request, so a client that stopped reading (its TCP window full) cannot hold the task:
-/// its queue fills, it is cut off, and the blocked write is abandoned.
-pub async fn run(mut sink: Sink, mut queue: Outbox, closer: Arc<Closer>, ping_every: Duration) {
-    let mut ping = interval_at(Instant::now() + ping_every, ping_every);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+/// A connection's socket (its writing half) and the queue that feeds it.
+pub struct Writer {
+    sink: Sink,
+    outbox: Outbox,
+    closer: Arc<Closer>,
+}
+
+impl Writer {
+    pub fn new(sink: Sink, outbox: Outbox, closer: Arc<Closer>) -> Self {
+        Self { sink, outbox, closer }
+    }
+
+    /// Lets go of the writing task's waker. tokio-tungstenite keeps the waker of the
+    /// last task that wrote until another one writes, and a finished task's memory
+    /// stays allocated as long as a waker of it does: half a kilobyte for every idle
+    /// connection. A flush polled with a waker that does nothing takes its place (after
+    /// a completed flush there is nothing to flush: it is over at once).
+    fn forget_task(&mut self) {
+        let _ = self.sink.poll_flush_unpin(&mut Context::from_waker(Waker::noop()));
+    }
+
+    /// Writes the ping asked for and the queued frames, then flushes once.
+    async fn write_queued(&mut self) -> Result<(), axum::Error> {
+        let mut written = false;
+        if self.outbox.take_ping() {
+            self.sink.feed(Message::Ping(Bytes::new())).await?;
+            written = true;
+        }
+        while let Ok(frame) = self.outbox.try_recv() {
+            metrics::message_sent(&frame);
+            self.sink.feed(Message::Text(frame)).await?;
+            written = true;
+        }
+        if written { self.sink.flush().await } else { Ok(()) }
+    }
+}
+
+/// Writes what is queued until nothing is, then parks the writer. Every write races
+/// the close request, so a client that stopped reading (its TCP window full) cannot
+/// hold the task: its queue fills, it is cut off, and the blocked write is abandoned;
+/// what is still queued is left to [`close`].
+pub async fn drain(mut writer: Writer) {
     loop {
+        let closer = writer.closer.clone();
         let written = tokio::select! {
             biased;
-            _ = closer.closed() => break,
-            frame = queue.recv() => match frame {
-                Some(frame) => tokio::select! {
-                    written = write_batch(&mut sink, &mut queue, frame) => written,
-                    _ = closer.closed() => break,
-                },
-                None => break,
-            },
-            _ = ping.tick() => tokio::select! {
-                written = sink.send(Message::Ping(Bytes::new())) => written,
-                _ = closer.closed() => break,
-            },
+            _ = closer.closed() => {
+                writer.outbox.parking().park(writer);
+                return;
+            }
+            written = writer.write_queued() => written,
         };
         if written.is_err() {
             // The socket is gone; the reader sees the same and ends the session.
-            closer.close(CloseCode::Normal);
-            return;
+            writer.closer.close(CloseCode::Normal);
+        }
+        if writer.closer.code().is_some() {
+            return writer.outbox.parking().park(writer);
+        }
+        writer.forget_task();
+        match writer.outbox.parking().park_or_resume(writer) {
+            Some(again) => writer = again,
+            None => return,
         }
     }
-    let code = closer.code().unwrap_or(CloseCode::Normal);
+}
+
+/// Takes the writer back once no task writes with it, sends what is still queued
+/// (except to a client cut off for not reading) and the close frame, within a time
+/// limit. The connection's close has been requested.
+pub async fn close(sender: &PeerSender) {
+    let code = sender.closer().code().unwrap_or(CloseCode::Normal);
     let close_timeout = if code == CloseCode::SlowConsumer { SLOW_CONSUMER_CLOSE_TIMEOUT } else { CLOSE_TIMEOUT };
     let _ = tokio::time::timeout(close_timeout, async {
+        let mut writer = sender.detach().await;
         // What is already queued (say, the error that explains the close) still goes
         // out, except to a client that is being dropped for not reading.
         if code != CloseCode::SlowConsumer {
-            while let Ok(frame) = queue.try_recv() {
+            while let Ok(frame) = writer.outbox.try_recv() {
                 metrics::message_sent(&frame);
-                sink.feed(Message::Text(frame)).await?;
+                writer.sink.feed(Message::Text(frame)).await?;
             }
         }
         let frame = CloseFrame { code: code.code(), reason: code.reason().into() };
-        sink.send(Message::Close(Some(frame))).await
+        writer.sink.send(Message::Close(Some(frame))).await
     })
     .await;
-}
-
-/// Writes `first` and whatever else is already queued, then flushes once.
-async fn write_batch(sink: &mut Sink, queue: &mut Outbox, first: Frame) -> Result<(), axum::Error> {
-    metrics::message_sent(&first);
-    sink.feed(Message::Text(first)).await?;
-    while let Ok(frame) = queue.try_recv() {
-        metrics::message_sent(&frame);
-        sink.feed(Message::Text(frame)).await?;
-    }
-    sink.flush().await
 }

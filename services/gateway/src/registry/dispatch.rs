@@ -98,8 +98,8 @@ impl Registry {
                 fire_echo(membership);
                 continue;
             }
-            if let Membership::Buffering { changes, .. } = membership {
-                changes.push(ViewChange::Joined(joiner_id.clone()));
+            if let Membership::Buffering(buffer) = membership {
+                buffer.changes.push(ViewChange::Joined(joiner_id.clone()));
             }
             deliver(&mut state.peers, peer, membership, frame);
         }
@@ -123,17 +123,17 @@ impl Registry {
                 }
                 removed_live = true;
             }
-            Some(Membership::Buffering { frames, removed, .. }) => {
-                frames.push(render::left(None, room, reason));
-                *removed = true;
+            Some(Membership::Buffering(buffer)) => {
+                buffer.frames.push(render::left(None, room, reason));
+                buffer.removed = true;
             }
             // Leaving: the leaving task finishes. Awaiting the echo: a stale event
             // from before this join.
             Some(Membership::Leaving | Membership::AwaitingEcho(_)) | None => {}
         }
         for (peer, membership) in local_room.members.iter_mut().filter(|(peer, _)| peer.as_ref() != leaver) {
-            if let Membership::Buffering { changes, .. } = membership {
-                changes.push(ViewChange::Left(leaver_id.clone()));
+            if let Membership::Buffering(buffer) = membership {
+                buffer.changes.push(ViewChange::Left(leaver_id.clone()));
             }
             deliver(&mut state.peers, peer, membership, frame);
         }
@@ -175,7 +175,7 @@ fn fire_echo(membership: &mut Membership) {
         if let Some(echo) = echo.take() {
             let _ = echo.send(());
         }
-        *membership = Membership::Buffering { frames: Vec::new(), changes: Vec::new(), removed: false };
+        *membership = Membership::Buffering(Box::default());
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use protocol::ErrorCode;
 use tokio::sync::oneshot;
 
-use super::{Membership, PeerId, Refusal, Registry, RoomName, State, ViewChange, refuse, remove_membership};
+use super::{Buffer, Membership, PeerId, Refusal, Registry, RoomName, State, ViewChange, refuse, remove_membership};
 use crate::outbound::Frame;
 
 /// How a completed join ended.
@@ -98,12 +98,13 @@ pub(super) struct Buffered {
 pub(super) fn take_buffer(state: &mut State, peer: &str, room: &str, members: &[String]) -> Option<Buffered> {
     let local_room = state.rooms.get_mut(room)?;
     let membership = local_room.members.get_mut(peer)?;
-    if !matches!(membership, Membership::Buffering { .. }) {
+    if !matches!(membership, Membership::Buffering(_)) {
         return None;
     }
-    let Membership::Buffering { frames, changes, removed } = std::mem::replace(membership, Membership::Live) else {
+    let Membership::Buffering(buffer) = std::mem::replace(membership, Membership::Live) else {
         unreachable!("checked above")
     };
+    let Buffer { frames, changes, removed } = *buffer;
     if local_room.view.is_none() {
         let mut view: HashSet<PeerId> = members.iter().map(|id| PeerId::from(id.as_str())).collect();
         for change in changes {

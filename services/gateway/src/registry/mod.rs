@@ -113,11 +113,9 @@ enum Membership {
     /// `peer_joined` (or `session_moved` to this gateway) arrives, which fires the sender.
     AwaitingEcho(Option<oneshot::Sender<()>>),
     /// Echo seen, join (or resume) not complete yet: traffic is kept for afterwards.
-    Buffering {
-        frames: Vec<Frame>,
-        changes: Vec<ViewChange>,
-        removed: bool,
-    },
+    /// Boxed: for the moment of a join only, and every member of every room would
+    /// otherwise be its size.
+    Buffering(Box<Buffer>),
     Live,
     /// A leave call is in flight; traffic is still delivered until it returns.
     Leaving,
@@ -129,6 +127,13 @@ impl Membership {
     fn settled(&self) -> bool {
         !matches!(self, Membership::AwaitingEcho(_))
     }
+}
+
+#[derive(Default)]
+struct Buffer {
+    frames: Vec<Frame>,
+    changes: Vec<ViewChange>,
+    removed: bool,
 }
 
 enum ViewChange {
@@ -201,7 +206,7 @@ fn deliver(peers: &mut HashMap<PeerId, LocalPeer>, peer: &str, membership: &mut 
                 local.push(frame);
             }
         }
-        Membership::Buffering { frames, .. } => frames.push(frame.clone()),
+        Membership::Buffering(buffer) => buffer.frames.push(frame.clone()),
         Membership::AwaitingEcho(_) => {}
     }
 }
