@@ -43,16 +43,7 @@ logs=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$logs"' EXIT
 
-# Waits (at most 20 s) until something listens on 127.0.0.1:$1.
-wait_port() {
-    for _ in $(seq 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on port $1; logs in $logs" >&2
-    cat "$logs"/*.log >&2
-    return 1
-}
+source loadtest/wait-port.sh
 
 shards=${REDIS_SHARDS:-0}
 redis_ports=()
@@ -66,7 +57,7 @@ for i in $(seq 0 $((shards > 0 ? shards - 1 : 0))); do
     redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no "${cluster_args[@]}" \
         >"$logs/redis-$port.log" 2>&1 &
     pids+=($!)
-    wait_port "$port"
+    wait_port "$port" "$logs"
     redis_ports+=("$port")
 done
 redis_url="redis://127.0.0.1:$redis_port"
@@ -93,7 +84,7 @@ redis_cpu() {
 "$bin/room-service" --redis-url "$redis_url" \
     --listen "127.0.0.1:$room_port" --admin-listen "127.0.0.1:$room_admin" >"$logs/room.log" 2>&1 &
 pids+=($!)
-wait_port "$room_port"
+wait_port "$room_port" "$logs"
 urls=() metrics=()
 for i in $(seq 0 $((${GATEWAYS:-2} - 1))); do
     port=$((base + 10 + i)) admin=$((base + 20 + i))
@@ -107,7 +98,7 @@ for i in $(seq 0 $((${GATEWAYS:-2} - 1))); do
         "$bin/gateway" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" >"$logs/gateway-$i.log" 2>&1 &
     pids+=($!)
     export "PID_GATEWAY_$i=$!"
-    wait_port "$port"
+    wait_port "$port" "$logs"
     urls+=(--gateway "ws://127.0.0.1:$port/ws")
     metrics+=(--metrics "http://127.0.0.1:$admin/metrics")
 done

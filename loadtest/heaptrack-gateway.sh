@@ -23,44 +23,52 @@ out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+source loadtest/wait-port.sh
 
-wait_port() {
-    for _ in $(seq 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on port $1; logs in $out" >&2
-    return 1
+# Members of rooms on the gateway, from its metrics (the admin port; sampled every 2 s).
+members() {
+    exec 3<>"/dev/tcp/127.0.0.1/$((base + 20))"
+    printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+    awk '$1 == "switchboard_gateway_room_members" { print int($2) } END { print 0 }' <&3 | head -1
+    exec 3<&-
 }
 
 redis-server --port "$base" --bind 127.0.0.1 --save "" --appendonly no >"$out/redis.log" 2>&1 &
 pids+=($!)
-wait_port "$base"
+wait_port "$base" "$out"
 "$bin/room-service" --redis-url "redis://127.0.0.1:$base" \
     --listen "127.0.0.1:$((base + 1))" --admin-listen "127.0.0.1:$((base + 2))" >"$out/room.log" 2>&1 &
 pids+=($!)
-wait_port $((base + 1))
+wait_port $((base + 1)) "$out"
 GATEWAY_REDIS__URL="redis://127.0.0.1:$base" GATEWAY_ROOM_SERVICE__URL="http://127.0.0.1:$((base + 1))" \
     GATEWAY_AUTH__JWT_SECRET=heaptrack-secret GATEWAY_LIMITS__CONNECTIONS_PER_IP_PER_SECOND=0 \
     GATEWAY_LIMITS__MAX_CONNECTIONS=1000000 \
     heaptrack -o "$out/heap" "$bin/gateway" --listen "127.0.0.1:$((base + 10))" \
     --admin-listen "127.0.0.1:$((base + 20))" >"$out/gateway.log" 2>&1 &
-pids+=($!)
-wait_port $((base + 10))
-gateway=$(pgrep -f -- "--listen 127.0.0.1:$((base + 10))" | grep -v "^$!$" | tail -1)
+heaptrack=$!
+pids+=("$heaptrack")
+wait_port $((base + 10)) "$out"
+gateway=$(pgrep -f -- "--listen 127.0.0.1:$((base + 10))" | grep -v "^$heaptrack$" | tail -1)
 rss() { awk '/VmRSS/ { print $2 }' "/proc/$gateway/status"; }
 before=$(rss)
-# Held long enough for the ramp (1,000 a second) and a few seconds more.
-hold=$((connections / 1000 + 10))
+# Held long enough for the ramp (1,000 a second) and more: the gateway is killed once
+# it holds them all, and the tester then ends with an error, which is expected.
+hold=$((connections / 1000 + 30))
 "$bin/switchboard-loadtest" connect --gateway "ws://127.0.0.1:$((base + 10))/ws" --jwt-secret heaptrack-secret \
     --connections "$connections" --rate 1000 --hold "${hold}s" --source-ip "$source_ip" \
     >"$out/report.json" 2>"$out/tester.err" &
 tester=$!
-sleep $((connections / 1000 + 5))
+# Until every connection has joined its room (at most the hold).
+for _ in $(seq $((hold * 10))); do
+    [ "$(members)" -ge "$connections" ] && break
+    sleep 0.1
+done
+[ "$(members)" -ge "$connections" ] || { echo "the gateway never held $connections members" >&2; exit 1; }
 held=$(rss)
 kill -KILL "$gateway"
-wait "$tester" 2>/dev/null || true
-sleep 1
+# heaptrack writes its recording out once the gateway is gone.
+wait "$heaptrack" 2>/dev/null || true
+kill "$tester" 2>/dev/null || true
 echo "gateway RSS $before -> $held KiB: $(awk -v a="$before" -v b="$held" -v n="$connections" 'BEGIN { printf "%.2f", (b - a) / n }') KiB per connection"
 heaptrack_print "$out/heap".*zst --print-peaks 0 --print-allocators 0 --print-temporary 0 --print-leaks 1 \
     --peak-limit 25 --sub-peak-limit 0 2>/dev/null | grep -A3 "leaked over" | grep -v "^--$"

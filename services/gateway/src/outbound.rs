@@ -234,13 +234,13 @@ pub struct Parking {
 
 impl Parking {
     /// Parks the writer, for the connection's close to take.
-    pub fn park(self, writer: Writer) {
+    pub fn park(&self, writer: Writer) {
         park(&self.queue, writer);
     }
 
     /// Parks the writer; returns it again at once if something was queued meanwhile
     /// and no other task has taken it to write that.
-    pub fn park_or_resume(self, writer: Writer) -> Option<Writer> {
+    pub fn park_or_resume(&self, writer: Writer) -> Option<Writer> {
         park(&self.queue, writer);
         // A frame queued after the writer's last look found no writer to start: look
         // again now that it is parked.

@@ -70,25 +70,26 @@ impl Writer {
 /// hold the task: its queue fills, it is cut off, and the blocked write is abandoned;
 /// what is still queued is left to [`close`].
 pub async fn drain(mut writer: Writer) {
+    let closer = writer.closer.clone();
+    let parking = writer.outbox.parking();
     loop {
-        let closer = writer.closer.clone();
         let written = tokio::select! {
             biased;
             _ = closer.closed() => {
-                writer.outbox.parking().park(writer);
+                parking.park(writer);
                 return;
             }
             written = writer.write_queued() => written,
         };
         if written.is_err() {
             // The socket is gone; the reader sees the same and ends the session.
-            writer.closer.close(CloseCode::Normal);
+            closer.close(CloseCode::Normal);
         }
-        if writer.closer.code().is_some() {
-            return writer.outbox.parking().park(writer);
+        if closer.code().is_some() {
+            return parking.park(writer);
         }
         writer.forget_task();
-        match writer.outbox.parking().park_or_resume(writer) {
+        match parking.park_or_resume(writer) {
             Some(again) => writer = again,
             None => return,
         }
