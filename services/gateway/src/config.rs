@@ -91,9 +91,12 @@ pub struct WsConfig {
     pub send_queue: usize,
     /// Read buffer per socket, held for the connection's life. The library default
     /// (128 KiB) would dominate the memory of an idle connection; a larger message just
-    /// takes several reads (a 3 KB offer six: no cost measurable at saturation).
+    /// takes several reads of it, which on a plain socket come from the gateway's own
+    /// read-ahead (one system call per burst, `batched_io`).
     pub read_buffer_bytes: usize,
-    /// Write buffer per socket before a flush is forced.
+    /// Bytes the WebSocket layer collects before it writes to the socket. The socket
+    /// gathers a batch of frames until the flush anyway (`batched_io`), so more than 0
+    /// saves little.
     pub write_buffer_bytes: usize,
     /// How long a new TCP connection may take to finish its TLS handshake and send its
     /// request headers; slower ones are dropped (slowloris).
@@ -154,6 +157,10 @@ pub struct LimitsConfig {
     pub refusals_before_close: u32,
     #[serde(with = "humantime_serde")]
     pub refusal_window: Duration,
+    /// Signals and broadcasts without an `id` that one connection may have on their way
+    /// to the bus at once, while its next frames are read (a burst goes to Redis as one
+    /// batch). Any other request waits for them. 1: one request at a time.
+    pub publishes_in_flight: usize,
     /// Connections this gateway holds at once; further upgrades get HTTP 503.
     pub max_connections: usize,
     /// TCP connections not upgraded (yet) to a WebSocket: requests and handshakes in
@@ -185,6 +192,7 @@ impl Default for LimitsConfig {
             byte_burst: 1024 * 1024,
             refusals_before_close: 100,
             refusal_window: Duration::from_secs(10),
+            publishes_in_flight: 16,
             max_connections: 50_000,
             max_http_connections: 4096,
             retry_after: Duration::from_secs(5),
@@ -556,6 +564,7 @@ impl GatewayConfig {
             "limits.bytes_per_second must be at least 1 and limits.byte_burst at least ws.max_message_bytes"
         );
         anyhow::ensure!(limits.refusals_before_close >= 1, "limits.refusals_before_close must be at least 1");
+        anyhow::ensure!(limits.publishes_in_flight >= 1, "limits.publishes_in_flight must be at least 1");
         anyhow::ensure!(
             limits.max_connections >= 1 && limits.max_http_connections >= 1,
             "limits.max_connections and limits.max_http_connections must be at least 1"

@@ -9,47 +9,61 @@ use bus::{Incoming, Topic};
 use common::telemetry::{FLOW, propagation};
 
 use crate::registry::Effect;
-use crate::{Gateway, metrics};
+use crate::{Gateway, metrics, outbound};
 
-/// Runs until the bus closes the incoming stream.
+/// Envelopes dispatched at most before the writers of the clients they went to start.
+const BATCH: usize = 64;
+
+/// Runs until the bus closes the incoming stream. Envelopes are taken in batches of
+/// what has arrived: the writers of the clients a batch went to start when it is
+/// dispatched, so that several frames for one client leave in one write.
 pub async fn run(mut incoming: Incoming, gateway: Arc<Gateway>) {
     while let Some(bytes) = incoming.recv().await {
-        let mut envelope = match envelope::decode(&bytes) {
-            Ok(envelope) => envelope,
-            Err(error) => {
-                tracing::warn!(%error, "dropping an undecodable envelope");
-                continue;
-            }
-        };
-        let kind = envelope.body.as_ref().map_or("empty", body_kind);
-        metrics::envelope_received(kind);
-        tracing::trace!(room = envelope.room, origin = envelope.origin_node, body = kind, "envelope");
-        if let Some(Body::HandoverData(data)) = envelope.body.take_if(|body| matches!(body, Body::HandoverData(_))) {
-            tracing::debug!(peer = data.peer_id, "handover received");
-            metrics::handover(false);
-            gateway.handovers.deliver(data);
-            continue;
+        let _held = outbound::hold_writers();
+        dispatch(&gateway, &bytes);
+        for _ in 1..BATCH {
+            let Ok(bytes) = incoming.try_recv() else { break };
+            dispatch(&gateway, &bytes);
         }
-        // Continues the trace of a traced envelope: its delivery happens in this span.
-        let span = if envelope.trace_context.is_empty() {
-            tracing::Span::none()
-        } else {
-            let span = tracing::info_span!(target: FLOW, "bus.receive", room = envelope.room, body = kind, otel.kind = "consumer");
-            propagation::set_parent_from_map(&span, &envelope.trace_context);
-            span
-        };
-        let effects = span.in_scope(|| gateway.registry.dispatch(envelope));
-        for effect in effects {
-            let gateway = gateway.clone();
-            match effect {
-                Effect::Release(room) => {
-                    tokio::spawn(async move { gateway.subscriptions.release(&room).await });
-                }
-                Effect::HandOver { to, data } => {
-                    tracing::debug!(peer = data.peer_id, to, frames = data.frames.len(), "handing a session over");
-                    metrics::handover(true);
-                    gateway.handovers.send(hand_over(gateway.clone(), to, data));
-                }
+    }
+}
+
+/// Hands one envelope to the registry (or, for a handover, to the resume waiting for
+/// it) and spawns the work it leaves.
+fn dispatch(gateway: &Arc<Gateway>, bytes: &[u8]) {
+    let mut envelope = match envelope::decode(bytes) {
+        Ok(envelope) => envelope,
+        Err(error) => return tracing::warn!(%error, "dropping an undecodable envelope"),
+    };
+    let kind = envelope.body.as_ref().map_or("empty", body_kind);
+    metrics::envelope_received(kind);
+    tracing::trace!(room = envelope.room, origin = envelope.origin_node, body = kind, "envelope");
+    if let Some(Body::HandoverData(data)) = envelope.body.take_if(|body| matches!(body, Body::HandoverData(_))) {
+        tracing::debug!(peer = data.peer_id, "handover received");
+        metrics::handover(false);
+        gateway.handovers.deliver(data);
+        return;
+    }
+    // Continues the trace of a traced envelope: its delivery happens in this span.
+    let span = if envelope.trace_context.is_empty() {
+        tracing::Span::none()
+    } else {
+        let span =
+            tracing::info_span!(target: FLOW, "bus.receive", room = envelope.room, body = kind, otel.kind = "consumer");
+        propagation::set_parent_from_map(&span, &envelope.trace_context);
+        span
+    };
+    let effects = span.in_scope(|| gateway.registry.dispatch(envelope));
+    for effect in effects {
+        let gateway = gateway.clone();
+        match effect {
+            Effect::Release(room) => {
+                tokio::spawn(async move { gateway.subscriptions.release(&room).await });
+            }
+            Effect::HandOver { to, data } => {
+                tracing::debug!(peer = data.peer_id, to, frames = data.frames.len(), "handing a session over");
+                metrics::handover(true);
+                gateway.handovers.send(hand_over(gateway.clone(), to, data));
             }
         }
     }

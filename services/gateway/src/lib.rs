@@ -3,7 +3,8 @@
 //!
 //! Layout, in the order a message meets them:
 //! - [`listener`]: accepts TCP connections, with [`tls`] if configured, and serves
-//!   HTTP on them with deadlines.
+//!   HTTP on them with deadlines; [`batched_io`] reads and writes a plain socket in
+//!   batches.
 //! - [`http`]: `/ws`, `/healthz`, `/readyz`; [`web`]: the JavaScript SDK, the demo app
 //!   and the development token endpoint.
 //! - [`limits`]: which upgrades are admitted, and how much each connection may send.
@@ -27,6 +28,7 @@
 //!   `common::admin`).
 
 pub mod auth;
+pub mod batched_io;
 pub mod cli;
 pub mod config;
 pub mod connection;

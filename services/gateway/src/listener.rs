@@ -27,6 +27,7 @@ use tokio_util::either::Either;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::batched_io::BatchedIo;
 use crate::metrics;
 
 /// How the listener treats connections before they are upgraded.
@@ -84,6 +85,9 @@ async fn serve_connection(
     _slot: OwnedSemaphorePermit,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Read in gulps and written in batches, under TLS too (whose records then leave
+    // together at the flush).
+    let tcp = BatchedIo::new(tcp);
     let io = match &settings.tls {
         None => Either::Left(tcp),
         Some(acceptor) => match tokio::time::timeout(settings.handshake_timeout, acceptor.accept(tcp)).await {

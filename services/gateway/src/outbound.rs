@@ -10,6 +10,7 @@
 //! frame (or ping) queued takes it and starts a task that writes until the queue is
 //! empty and puts it back (see `writer.rs`).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -91,8 +92,20 @@ impl Queue {
     }
 
     /// Starts a task writing what is queued, unless one is writing already (or there is
-    /// no writer: a queue read through its [`Outbox`] directly, in tests).
-    fn start_writer(&self) {
+    /// no writer: a queue read through its [`Outbox`] directly, in tests), or, while
+    /// this thread holds writers back ([`hold_writers`]), once it lets them go.
+    fn start_writer(self: &Arc<Self>) {
+        let held = HELD.with_borrow_mut(|held| {
+            let Some(queues) = held else { return false };
+            // A batch's frames for one client mostly come one after the other.
+            if !queues.last().is_some_and(|last| Arc::ptr_eq(last, self)) {
+                queues.push(self.clone());
+            }
+            true
+        });
+        if held {
+            return;
+        }
         let writer = self.parked().take();
         if let Some(writer) = writer {
             tokio::spawn(writer::drain(writer));
@@ -107,6 +120,37 @@ impl Queue {
             frames.shrink_to(KEPT_SLOTS);
         }
         frame
+    }
+}
+
+thread_local! {
+    /// The queues whose writers wait for the end of this thread's batch, while one runs.
+    static HELD: RefCell<Option<Vec<Arc<Queue>>>> = const { RefCell::new(None) };
+}
+
+/// Holds back the writers of the queues this thread sends to until the guard is
+/// dropped, so that the frames a batch of deliveries queues for one client leave in one
+/// write, not one each (the dispatcher holds them over a batch of bus envelopes). The
+/// guard must be dropped on the thread that made it: not across an `.await`.
+pub fn hold_writers() -> HeldWriters {
+    HELD.with_borrow_mut(|held| {
+        held.get_or_insert_with(Vec::new);
+    });
+    HeldWriters { _not_send: std::marker::PhantomData }
+}
+
+/// Starts the writers held back since [`hold_writers`] when dropped.
+pub struct HeldWriters {
+    /// Tied to its thread.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for HeldWriters {
+    fn drop(&mut self) {
+        let Some(queues) = HELD.with_borrow_mut(Option::take) else { return };
+        for queue in queues {
+            queue.start_writer();
+        }
     }
 }
 
@@ -310,6 +354,26 @@ mod tests {
         }
         tokio::time::timeout(Duration::from_secs(5), closer.closed()).await.expect("already closed");
         assert_eq!(closer.code(), Some(CloseCode::GoingAway));
+    }
+
+    /// While writers are held, a queue sent to is noted once per run of frames (its
+    /// writer starts once, for all of them); dropping the guard lets them all go.
+    #[test]
+    fn held_writers_are_noted_once_per_run_and_let_go_with_the_guard() {
+        let (a, _a_queue) = PeerSender::new(8);
+        let (b, _b_queue) = PeerSender::new(8);
+        let held = || HELD.with_borrow(|held| held.as_ref().map(|queues| queues.len()));
+        assert_eq!(held(), None);
+        {
+            let _held = hold_writers();
+            for sender in [&a, &a, &b, &a] {
+                assert!(sender.send(Frame::from_static("x")));
+            }
+            assert_eq!(held(), Some(3), "a, b, a");
+        }
+        assert_eq!(held(), None, "let go with the guard");
+        assert!(a.send(Frame::from_static("y")), "and sending goes on as before");
+        assert_eq!(held(), None);
     }
 
     #[test]

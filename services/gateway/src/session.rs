@@ -18,6 +18,7 @@ use crate::limits::inbound::{InboundLimiter, Limit, Verdict};
 use crate::outbound::PeerSender;
 use crate::registry::PeerId;
 use crate::requests::handling::Handling;
+use crate::requests::in_progress::InProgress;
 use crate::requests::{self, RequestError};
 use crate::{metrics, render};
 
@@ -53,8 +54,21 @@ impl Ending {
 
 impl Session {
     /// Reads and handles requests until the connection ends. On return a close code has
-    /// been requested.
+    /// been requested, and no request is in progress any more.
     pub async fn run(&self, stream: &mut SplitStream<WebSocket>) -> Ending {
+        let mut in_progress = InProgress::new(self.gateway.config.limits.publishes_in_flight);
+        let ending = self.read_requests(stream, &mut in_progress).await;
+        // Their publishes are on their way already; what is left is to see how they went
+        // (each within the bus's command timeout).
+        in_progress.finish().await;
+        ending
+    }
+
+    async fn read_requests<'a>(
+        &'a self,
+        stream: &mut SplitStream<WebSocket>,
+        in_progress: &mut InProgress<'a>,
+    ) -> Ending {
         let closer = self.sender.closer().clone();
         let idle_timeout = self.gateway.config.ws.idle_timeout;
         let ping_every = self.gateway.config.ws.ping_interval;
@@ -76,7 +90,8 @@ impl Session {
                     moving_by = Some(Instant::now() + self.gateway.config.drain.client_grace);
                     continue;
                 }
-                next = tokio::time::timeout_at(wake, stream.next()) => next,
+                _ = in_progress.completed(), if !in_progress.is_empty() => continue,
+                next = tokio::time::timeout_at(wake, stream.next()), if !in_progress.is_full() => next,
             };
             let message = match next {
                 Err(_elapsed) if Instant::now() < deadline => {
@@ -120,7 +135,7 @@ impl Session {
                 }
             }
             match message {
-                Message::Text(text) => self.handle(&text).await,
+                Message::Text(text) => self.handle(&text, in_progress).await,
                 Message::Binary(bytes) => {
                     metrics::message_received("binary", bytes.len());
                     self.reply_error(
@@ -145,18 +160,32 @@ impl Session {
         self.sender.send(render::message(&ServerMessage::Reconnect { reason: reason.to_string() }));
     }
 
-    /// Parses a request and handles it as far as it goes without waiting; the future
-    /// returned is the rest (see [`Handling`]).
-    fn handle(&self, text: &str) -> Handling<'_> {
+    /// Parses a request and handles it as far as it goes without waiting; what it waits
+    /// for then joins the requests in progress. Only signals and broadcasts without an
+    /// `id` overlap (see [`InProgress`]): any other request waits for those before it,
+    /// and is waited for.
+    async fn handle<'a>(&'a self, text: &str, in_progress: &mut InProgress<'a>) {
         let frame = match RequestFrame::parse(text) {
             Ok(frame) => frame,
             Err(error) => {
                 metrics::message_received("invalid", text.len());
-                self.reply_error(error.id, error.code, error.message);
-                return Handling::done(self);
+                return self.reply_error(error.id, error.code, error.message);
             }
         };
         metrics::message_received(frame.request.type_name(), text.len());
+        let overlaps = InProgress::may_overlap(&frame);
+        if !overlaps {
+            in_progress.finish().await;
+        }
+        in_progress.start(self.begin(frame)).await;
+        if !overlaps {
+            in_progress.finish().await;
+        }
+    }
+
+    /// Handles a parsed request as far as it goes without waiting; the future returned is
+    /// the rest (see [`Handling`]).
+    fn begin(&self, frame: RequestFrame) -> Handling<'_> {
         let span = match &frame.request {
             Request::Join { room, .. } => flow_span("join", &self.peer_id, room),
             Request::Signal { room, .. } => flow_span("signal", &self.peer_id, room),

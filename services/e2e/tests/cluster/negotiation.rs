@@ -1,11 +1,12 @@
 //! A 1:1 call: offer, answer and trickle ICE between peers on two gateways.
 
+use protocol::LeaveReason;
 use protocol::client::Client;
 use serde_json::json;
 
 use crate::{TestCluster, expect};
 
-on_each_deployment!(one_to_one_offer_answer_and_trickle_ice);
+on_each_deployment!(one_to_one_offer_answer_and_trickle_ice, a_burst_then_a_leave_arrive_in_the_order_sent);
 
 const CANDIDATES: usize = 20;
 
@@ -102,4 +103,38 @@ async fn one_to_one_offer_answer_and_trickle_ice(cluster: &TestCluster) {
         .unwrap();
     assert!(matches!(ack, protocol::ServerMessage::Ack { .. }), "{ack:?}");
     assert_eq!(expect::signal(&mut bob).await.3, json!({"renegotiate": true}));
+}
+
+/// Signals and broadcasts without an `id` overlap on their way to the bus
+/// (`limits.publishes_in_flight`), and any other request waits for them. Alice sends a
+/// burst of both, much longer than the window, and leaves at once: Bob gets all of it,
+/// in the order sent, and only then her `peer_left`.
+async fn a_burst_then_a_leave_arrive_in_the_order_sent(cluster: &TestCluster) {
+    const BURST: usize = 100;
+    let mut alice = cluster.connect(0, "alice", &["call"]).await;
+    let mut bob = cluster.connect(1, "bob", &["call"]).await;
+    alice.join("call", None).await.unwrap();
+    bob.join("call", None).await.unwrap();
+    expect::peer_joined(&mut alice, "call").await;
+    let (alice_id, bob_id) = (alice.peer_id().to_string(), bob.peer_id().to_string());
+    for index in 0..BURST {
+        if index % 2 == 0 {
+            alice.signal("call", &bob_id, "candidate", candidate("alice", index)).await.unwrap();
+        } else {
+            alice.broadcast("call", json!({ "n": index })).await.unwrap();
+        }
+    }
+    alice.leave("call").await.unwrap();
+    for index in 0..BURST {
+        match expect::next(&mut bob).await {
+            protocol::ServerMessage::Signal { from, data, .. } if index % 2 == 0 => {
+                assert_eq!((from.as_str(), data.to_value()), (alice_id.as_str(), candidate("alice", index)));
+            }
+            protocol::ServerMessage::Broadcast { from, data, .. } if index % 2 == 1 => {
+                assert_eq!((from.as_deref(), data.to_value()), (Some(alice_id.as_str()), json!({ "n": index })));
+            }
+            other => panic!("message {index} of the burst: got {other:?}"),
+        }
+    }
+    expect::peer_left(&mut bob, "call", &alice_id, LeaveReason::Left).await;
 }

@@ -6,6 +6,7 @@
 //! request's id.
 
 pub mod handling;
+pub mod in_progress;
 pub mod join;
 pub mod leave;
 pub mod send;
