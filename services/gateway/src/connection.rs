@@ -15,6 +15,7 @@ use crate::auth::{AuthError, Identity};
 use crate::lifecycle::{self, Attached};
 use crate::outbound::PeerSender;
 use crate::render;
+use crate::requests::in_progress::InProgress;
 use crate::resume::{self, ResumeError};
 use crate::session::{Ending, Session};
 use crate::writer::{self, Writer};
@@ -54,23 +55,33 @@ async fn serve_halves(
     sender: PeerSender,
     handshake: Box<Handshake>,
 ) {
-    let closer = sender.closer().clone();
-    let closed = || metrics::connection_closed(closer.code().unwrap_or(CloseCode::Normal));
-    // Boxed: authenticating, opening or resuming a session is over in a moment, and its
-    // future would otherwise stay part of the connection's task for the task's life.
-    let Some(attached) = Box::pin(start(&gateway, handshake, &sender, &mut stream)).await else {
-        finish(&sender, &mut stream).await;
-        closed();
-        return;
+    // In a block of its own: a local's storage stays part of the future until its scope
+    // ends, moved out or not, and the session holds what is needed of `attached`.
+    let (session, attachment) = {
+        // Boxed: authenticating, opening or resuming a session is over in a moment, and
+        // its future would otherwise stay part of the connection's task for its life.
+        let Some(attached) = Box::pin(start(&gateway, handshake, &sender, &mut stream)).await else {
+            finish(&sender, &mut stream).await;
+            return closed(&sender);
+        };
+        tracing::debug!(peer = %attached.peer_id, identity = %attached.identity.identity, "connected");
+        let Attached { peer_id, identity, attachment, .. } = attached;
+        (Session { gateway, peer_id, identity, sender }, attachment)
     };
-    tracing::debug!(peer = %attached.peer_id, identity = %attached.identity.identity, "connected");
-    let session =
-        Session { gateway: gateway.clone(), peer_id: attached.peer_id.clone(), identity: attached.identity, sender };
-    let ending = session.run(&mut stream).await;
-    lifecycle::socket_ended(&gateway, &attached.peer_id, attached.attachment, ending == Ending::Goodbye).await;
+    let mut in_progress = InProgress::new(session.gateway.config.limits.publishes_in_flight);
+    let ending = session.run(&mut stream, &mut in_progress).await;
+    // The publishes of the last requests are on their way already; what is left is to
+    // see how they went (each within the bus's command timeout).
+    in_progress.finish().await;
+    let goodbye = ending == Ending::Goodbye;
+    lifecycle::socket_ended(&session.gateway, &session.peer_id, attachment, goodbye).await;
     finish(&session.sender, &mut stream).await;
-    closed();
-    tracing::debug!(peer = %attached.peer_id, ?ending, "disconnected");
+    closed(&session.sender);
+    tracing::debug!(peer = %session.peer_id, ?ending, "disconnected");
+}
+
+fn closed(sender: &PeerSender) {
+    metrics::connection_closed(sender.closer().code().unwrap_or(CloseCode::Normal));
 }
 
 /// Sends the close frame while reading on until the client answers it (at most

@@ -54,21 +54,9 @@ impl Ending {
 
 impl Session {
     /// Reads and handles requests until the connection ends. On return a close code has
-    /// been requested, and no request is in progress any more.
-    pub async fn run(&self, stream: &mut SplitStream<WebSocket>) -> Ending {
-        let mut in_progress = InProgress::new(self.gateway.config.limits.publishes_in_flight);
-        let ending = self.read_requests(stream, &mut in_progress).await;
-        // Their publishes are on their way already; what is left is to see how they went
-        // (each within the bus's command timeout).
-        in_progress.finish().await;
-        ending
-    }
-
-    async fn read_requests<'a>(
-        &'a self,
-        stream: &mut SplitStream<WebSocket>,
-        in_progress: &mut InProgress<'a>,
-    ) -> Ending {
+    /// been requested; requests may still be in progress (their publishes are on their
+    /// way: see how they went with [`InProgress::finish`]).
+    pub async fn run<'a>(&'a self, stream: &mut SplitStream<WebSocket>, in_progress: &mut InProgress<'a>) -> Ending {
         let closer = self.sender.closer().clone();
         let idle_timeout = self.gateway.config.ws.idle_timeout;
         let ping_every = self.gateway.config.ws.ping_interval;
@@ -160,27 +148,35 @@ impl Session {
         self.sender.send(render::message(&ServerMessage::Reconnect { reason: reason.to_string() }));
     }
 
-    /// Parses a request and handles it as far as it goes without waiting; what it waits
-    /// for then joins the requests in progress. Only signals and broadcasts without an
-    /// `id` overlap (see [`InProgress`]): any other request waits for those before it,
-    /// and is waited for.
-    async fn handle<'a>(&'a self, text: &str, in_progress: &mut InProgress<'a>) {
+    /// Parses a request and handles it as far as it goes without waiting; the future
+    /// returned is the rest (see [`Handling`]). Only signals and broadcasts without an
+    /// `id` overlap (see [`InProgress`]): they join the requests in progress, and what
+    /// is returned is over at once. Any other request waits for those before it, and is
+    /// waited for.
+    fn handle<'a: 'p, 'p>(&'a self, text: &str, in_progress: &'p mut InProgress<'a>) -> Handling<'p> {
         let frame = match RequestFrame::parse(text) {
             Ok(frame) => frame,
             Err(error) => {
                 metrics::message_received("invalid", text.len());
-                return self.reply_error(error.id, error.code, error.message);
+                self.reply_error(error.id, error.code, error.message);
+                return Handling::done(self);
             }
         };
         metrics::message_received(frame.request.type_name(), text.len());
-        let overlaps = InProgress::may_overlap(&frame);
-        if !overlaps {
-            in_progress.finish().await;
+        if InProgress::may_overlap(&frame) {
+            in_progress.add(self.begin(frame));
+            return Handling::done(self);
         }
-        in_progress.start(self.begin(frame)).await;
-        if !overlaps {
-            in_progress.finish().await;
+        if in_progress.is_empty() {
+            return self.begin(frame);
         }
+        // Behind a burst: rare, and boxed, so that neither the frame nor the wait is part
+        // of every connection's task.
+        let frame = Box::new(frame);
+        Handling::boxed(self, async move {
+            in_progress.finish().await;
+            self.begin(*frame).await;
+        })
     }
 
     /// Handles a parsed request as far as it goes without waiting; the future returned is

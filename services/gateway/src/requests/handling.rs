@@ -56,6 +56,15 @@ impl<'a> Handling<'a> {
     pub fn done(session: &'a Session) -> Self {
         Self::new(session, None, tracing::Span::none(), Pending::Nothing)
     }
+
+    /// A wait of its own making, which answers whatever it handles itself.
+    pub fn boxed(session: &'a Session, wait: impl Future<Output = ()> + Send + 'a) -> Self {
+        let wait = async move {
+            wait.await;
+            Ok(())
+        };
+        Self::new(session, None, tracing::Span::none(), Pending::RoomCall(Box::pin(wait)))
+    }
 }
 
 impl Future for Handling<'_> {

@@ -18,20 +18,24 @@ use protocol::{Request, RequestFrame};
 
 use super::handling::Handling;
 
-/// What a drained connection keeps of the slots a burst took.
-const KEPT_SLOTS: usize = 4;
-
 /// A connection's requests in progress, oldest first.
 pub struct InProgress<'a> {
-    waiting: VecDeque<Handling<'a>>,
+    /// Allocated while requests are in progress: an idle connection keeps a pointer.
+    waiting: Option<Box<Waiting<'a>>>,
     /// Most requests in progress at once.
     depth: usize,
+}
+
+struct Waiting<'a> {
+    handlings: VecDeque<Handling<'a>>,
+    /// The first `started` have been polled: their publishes are with the bus.
+    started: usize,
 }
 
 impl<'a> InProgress<'a> {
     /// Keeps at most `depth` (at least 1) requests in progress.
     pub fn new(depth: usize) -> Self {
-        Self { waiting: VecDeque::new(), depth: depth.max(1) }
+        Self { waiting: None, depth: depth.max(1) }
     }
 
     /// Whether a request may wait without holding up the frames after it: a signal or
@@ -41,59 +45,78 @@ impl<'a> InProgress<'a> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.waiting.is_empty()
+        self.waiting.is_none()
     }
 
     /// Whether no further request may start until one in progress is over.
     pub fn is_full(&self) -> bool {
-        self.waiting.len() >= self.depth
+        self.waiting.as_ref().is_some_and(|waiting| waiting.handlings.len() >= self.depth)
     }
 
-    /// Starts a request's wait: polls it once (a publish is handed to the bus then,
-    /// behind the ones started before it) and keeps it if it is not over.
-    pub async fn start(&mut self, handling: Handling<'a>) {
-        let mut handling = Some(handling);
-        poll_fn(|cx| {
-            let mut started = handling.take().expect("polled once");
-            if Pin::new(&mut started).poll(cx).is_pending() {
-                self.waiting.push_back(started);
-            }
-            Poll::Ready(())
-        })
-        .await
+    /// Adds a request that [may overlap](Self::may_overlap). It starts (its publish is
+    /// handed to the bus, behind the ones added before it) when this is next polled:
+    /// [`completed`](Self::completed) or [`finish`](Self::finish). Kept here rather than
+    /// started in place, so that no request's state is part of the connection's task.
+    pub fn add(&mut self, handling: Handling<'a>) {
+        let waiting = self.waiting.get_or_insert_with(|| Box::new(Waiting { handlings: VecDeque::new(), started: 0 }));
+        waiting.handlings.push_back(handling);
     }
 
-    /// Completes the oldest requests that are over; ready once at least one has been.
-    pub async fn completed(&mut self) {
-        poll_fn(|cx| self.poll_completed(cx)).await
+    /// Starts what was added and completes the oldest requests that are over; ready
+    /// once at least one has been.
+    /// (Not an `async fn`, whose future would keep `self` twice: it is part of every
+    /// connection's task.)
+    pub fn completed(&mut self) -> impl Future<Output = ()> + '_ {
+        poll_fn(|cx| self.poll_completed(cx))
     }
 
     /// Waits until no request is in progress.
-    pub async fn finish(&mut self) {
+    pub fn finish(&mut self) -> impl Future<Output = ()> + '_ {
         poll_fn(|cx| {
-            while !self.waiting.is_empty() {
+            while !self.is_empty() {
                 std::task::ready!(self.poll_completed(cx));
             }
             Poll::Ready(())
         })
-        .await
     }
 
-    /// Polls the oldest request first: a later one is completed only after it, so what
-    /// a failure answers keeps the requests' order. (The bus answers publishes of one
-    /// connection in order anyway.)
     fn poll_completed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(waiting) = self.waiting.as_mut() else { return Poll::Pending };
+        let completed = waiting.poll_completed(cx);
+        if waiting.handlings.is_empty() {
+            // Nothing kept between bursts: every connection that ever sent one would
+            // keep the slots (a kilobyte) for as long as it lives.
+            self.waiting = None;
+        }
+        if completed { Poll::Ready(()) } else { Poll::Pending }
+    }
+}
+
+impl Waiting<'_> {
+    /// Returns whether a request was completed.
+    fn poll_completed(&mut self, cx: &mut Context<'_>) -> bool {
         let mut completed = false;
-        while let Some(oldest) = self.waiting.front_mut() {
+        // Start the new ones in the order they came, each with its first poll. One that
+        // is over at once (refused by the bus) is done with there and then.
+        while self.started < self.handlings.len() {
+            if Pin::new(&mut self.handlings[self.started]).poll(cx).is_ready() {
+                self.handlings.remove(self.started);
+                completed = true;
+            } else {
+                self.started += 1;
+            }
+        }
+        // Complete the rest oldest first: a later one only after it, so that what a
+        // failure answers keeps the requests' order. (The bus answers the publishes of
+        // one connection in order anyway.)
+        while let Some(oldest) = self.handlings.front_mut() {
             if Pin::new(oldest).poll(cx).is_pending() {
                 break;
             }
-            self.waiting.pop_front();
+            self.handlings.pop_front();
+            self.started -= 1;
             completed = true;
         }
-        if self.waiting.is_empty() && self.waiting.capacity() > KEPT_SLOTS {
-            self.waiting = VecDeque::new();
-        }
-        if completed { Poll::Ready(()) } else { Poll::Pending }
+        completed
     }
 }
