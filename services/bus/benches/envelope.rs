@@ -1,9 +1,10 @@
 //! The bus envelope on the relay path: the sender's gateway encodes each signal once,
 //! every gateway with members in the room decodes it once. `cargo bench -p bus`.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 
-use bus::envelope::{self, Body, Envelope, Signal};
+use bus::envelope::{self, Body, Envelope, EnvelopeRef, Signal};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// A signal as a negotiation sends it: `data` of `size` bytes of JSON.
@@ -25,6 +26,15 @@ fn envelopes(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.bench_function(format!("encode/{name}"), |b| b.iter(|| envelope::encode(black_box(&envelope))));
         group.bench_function(format!("decode/{name}"), |b| b.iter(|| envelope::decode(black_box(&bytes)).unwrap()));
+        // The hot path's way: written from borrowed parts, read into slices of the bytes.
+        let borrowed = EnvelopeRef::of(&envelope);
+        let no_trace = HashMap::new();
+        group.bench_function(format!("encode_ref/{name}"), |b| {
+            b.iter(|| envelope::encode_ref(black_box(borrowed), &no_trace))
+        });
+        group.bench_function(format!("decode_ref/{name}"), |b| {
+            b.iter(|| envelope::decode_ref(black_box(&bytes)).unwrap().envelope().sent_at_us)
+        });
     }
     group.finish();
 }

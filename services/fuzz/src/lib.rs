@@ -28,11 +28,25 @@ pub fn check_client_request(data: &[u8]) {
     }
 }
 
-/// Any bytes on the bus: decoding never panics, and a decoded envelope encodes to bytes
-/// that decode to the same envelope.
+/// Any bytes on the bus: decoding never panics, a decoded envelope encodes to bytes
+/// that decode to the same envelope, and the hot path's borrowing decoder and encoder
+/// agree with the generated code on every input (same envelope or same refusal, same
+/// bytes).
 pub fn check_bus_envelope(data: &[u8]) {
-    if let Ok(envelope) = bus::envelope::decode(data) {
-        let encoded = bus::envelope::encode(&envelope);
-        assert_eq!(bus::envelope::decode(&encoded).as_ref(), Ok(&envelope), "round trip");
+    use bus::envelope::{EnvelopeRef, decode, decode_ref, encode, encode_ref};
+    let decoded = decode(data);
+    let borrowed = decode_ref(data);
+    match (&decoded, &borrowed) {
+        (Ok(envelope), Ok(view)) => {
+            assert_eq!(view.envelope(), EnvelopeRef::of(envelope), "both decoders read the same envelope");
+            assert_eq!(view.trace_context(), &envelope.trace_context, "and the same trace context");
+        }
+        (Err(error), Err(refusal)) => assert_eq!(error, refusal, "both refuse alike"),
+        _ => panic!("the decoders disagree: {decoded:?} against {borrowed:?}"),
+    }
+    if let Ok(envelope) = decoded {
+        let encoded = encode(&envelope);
+        assert_eq!(decode(&encoded).as_ref(), Ok(&envelope), "round trip");
+        assert_eq!(encode_ref(EnvelopeRef::of(&envelope), &envelope.trace_context), encoded, "both encoders agree");
     }
 }

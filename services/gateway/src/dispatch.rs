@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bus::envelope::{self, Body, HandoverData};
+use bus::envelope::{self, Body, BodyRef, HandoverData};
 use bus::{Incoming, Topic};
 use common::telemetry::{FLOW, propagation};
 
@@ -29,28 +29,30 @@ pub async fn run(mut incoming: Incoming, gateway: Arc<Gateway>) {
 }
 
 /// Hands one envelope to the registry (or, for a handover, to the resume waiting for
-/// it) and spawns the work it leaves.
+/// it) and spawns the work it leaves. Signals and broadcasts are read without copying
+/// their fields out of the bytes (`envelope::decode_ref`).
 fn dispatch(gateway: &Arc<Gateway>, bytes: &[u8]) {
-    let mut envelope = match envelope::decode(bytes) {
-        Ok(envelope) => envelope,
+    let decoded = match envelope::decode_ref(bytes) {
+        Ok(decoded) => decoded,
         Err(error) => return tracing::warn!(%error, "dropping an undecodable envelope"),
     };
-    let kind = envelope.body.as_ref().map_or("empty", body_kind);
+    let envelope = decoded.envelope();
+    let kind = body_kind(envelope.body);
     metrics::envelope_received(kind);
     tracing::trace!(room = envelope.room, origin = envelope.origin_node, body = kind, "envelope");
-    if let Some(Body::HandoverData(data)) = envelope.body.take_if(|body| matches!(body, Body::HandoverData(_))) {
+    if let BodyRef::Other(Body::HandoverData(_)) = envelope.body {
+        let Some(Body::HandoverData(data)) = decoded.into_other_body() else { unreachable!("a handover") };
         tracing::debug!(peer = data.peer_id, "handover received");
         metrics::handover(false);
-        gateway.handovers.deliver(data);
-        return;
+        return gateway.handovers.deliver(data);
     }
     // Continues the trace of a traced envelope: its delivery happens in this span.
-    let span = if envelope.trace_context.is_empty() {
+    let span = if decoded.trace_context().is_empty() {
         tracing::Span::none()
     } else {
         let span =
             tracing::info_span!(target: FLOW, "bus.receive", room = envelope.room, body = kind, otel.kind = "consumer");
-        propagation::set_parent_from_map(&span, &envelope.trace_context);
+        propagation::set_parent_from_map(&span, decoded.trace_context());
         span
     };
     let effects = span.in_scope(|| gateway.registry.dispatch(envelope));
@@ -78,14 +80,16 @@ async fn hand_over(gateway: Arc<Gateway>, to: String, data: HandoverData) {
     }
 }
 
-fn body_kind(body: &Body) -> &'static str {
+fn body_kind(body: BodyRef<'_>) -> &'static str {
     match body {
-        Body::Signal(_) => "signal",
-        Body::Broadcast(_) => "broadcast",
-        Body::PeerJoined(_) => "peer_joined",
-        Body::PeerLeft(_) => "peer_left",
-        Body::SessionMoved(_) => "session_moved",
-        Body::HandoverRequest(_) => "handover_request",
-        Body::HandoverData(_) => "handover_data",
+        BodyRef::Signal(_) => "signal",
+        BodyRef::Broadcast(_) => "broadcast",
+        BodyRef::Other(Body::Signal(_)) => "signal",
+        BodyRef::Other(Body::Broadcast(_)) => "broadcast",
+        BodyRef::Other(Body::PeerJoined(_)) => "peer_joined",
+        BodyRef::Other(Body::PeerLeft(_)) => "peer_left",
+        BodyRef::Other(Body::SessionMoved(_)) => "session_moved",
+        BodyRef::Other(Body::HandoverRequest(_)) => "handover_request",
+        BodyRef::Other(Body::HandoverData(_)) => "handover_data",
     }
 }

@@ -7,7 +7,9 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use metrics::{Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Counter, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use protocol::{CloseCode, ErrorCode};
 
 use crate::limits::inbound::Limit;
@@ -183,8 +185,14 @@ pub fn signal_delivered(sent_at_us: i64) {
     let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
     let elapsed_us = now_us - sent_at_us;
     if sent_at_us > 0 && elapsed_us >= 0 {
-        histogram!(SIGNAL_DELIVERY).record(elapsed_us as f64 / 1e6);
+        SIGNAL_DELIVERY_HISTOGRAM.with(|delivery| delivery.record(elapsed_us as f64 / 1e6));
     }
+}
+
+thread_local! {
+    /// Made once per thread, like the per-message counters (a signal's delivery is
+    /// recorded for every signal).
+    static SIGNAL_DELIVERY_HISTOGRAM: Histogram = histogram!(SIGNAL_DELIVERY);
 }
 
 /// A frame could not be queued: `first` when this cut the client off.

@@ -5,6 +5,8 @@
 //! `ServerMessage` (which would copy and re-validate the data). Tests check that every
 //! renderer produces exactly what `ServerMessage` would parse back.
 
+use std::fmt::Write;
+
 use bus::envelope::PeerJoined;
 use protocol::{JsonData, LeaveReason, PeerInfo, RequestId, ServerMessage};
 
@@ -12,32 +14,48 @@ use crate::outbound::Frame;
 
 /// `{"type":"signal","room":…,"from":…,"kind":…,"data":…}`; `data` must be valid JSON.
 pub fn signal(room: &str, from: &str, kind: &str, data: &str) -> Frame {
-    let mut out = Vec::with_capacity(60 + room.len() + from.len() + kind.len() + data.len());
-    out.extend_from_slice(br#"{"type":"signal","room":"#);
+    const FIXED: usize = r#"{"type":"signal","room":,"from":,"kind":,"data":}"#.len();
+    let mut out = String::with_capacity(FIXED + quoted_len(room) + quoted_len(from) + quoted_len(kind) + data.len());
+    out.push_str(r#"{"type":"signal","room":"#);
     push_str(&mut out, room);
-    out.extend_from_slice(br#","from":"#);
+    out.push_str(r#","from":"#);
     push_str(&mut out, from);
-    out.extend_from_slice(br#","kind":"#);
+    out.push_str(r#","kind":"#);
     push_str(&mut out, kind);
-    out.extend_from_slice(br#","data":"#);
-    out.extend_from_slice(data.as_bytes());
-    out.push(b'}');
+    out.push_str(r#","data":"#);
+    out.push_str(data);
+    out.push('}');
     finish(out)
 }
 
 /// `{"type":"broadcast","room":…,"from":…,"data":…}`, without `from` for server data.
 pub fn broadcast(room: &str, from: Option<&str>, data: &str) -> Frame {
-    let mut out = Vec::with_capacity(60 + room.len() + from.map_or(0, str::len) + data.len());
-    out.extend_from_slice(br#"{"type":"broadcast","room":"#);
+    const FIXED: usize = r#"{"type":"broadcast","room":,"data":}"#.len();
+    let from_len = from.map_or(0, |from| r#","from":"#.len() + quoted_len(from));
+    let mut out = String::with_capacity(FIXED + quoted_len(room) + from_len + data.len());
+    out.push_str(r#"{"type":"broadcast","room":"#);
     push_str(&mut out, room);
     if let Some(from) = from {
-        out.extend_from_slice(br#","from":"#);
+        out.push_str(r#","from":"#);
         push_str(&mut out, from);
     }
-    out.extend_from_slice(br#","data":"#);
-    out.extend_from_slice(data.as_bytes());
-    out.push(b'}');
+    out.push_str(r#","data":"#);
+    out.push_str(data);
+    out.push('}');
     finish(out)
+}
+
+/// Made at exactly their length (unless a name needed escaping): a `Frame` takes over a
+/// full buffer as it is, where a partly used one gets a second allocation to share it.
+fn finish(out: String) -> Frame {
+    debug_assert!(out.len() == out.capacity() || out.contains('\\'), "{out}");
+    Frame::from(out)
+}
+
+/// The length of `text` as a JSON string when nothing in it needs escaping, as names
+/// never do.
+fn quoted_len(text: &str) -> usize {
+    text.len() + 2
 }
 
 pub fn peer_joined(room: &str, peer: &PeerJoined) -> Frame {
@@ -98,12 +116,35 @@ fn json_or_none(json: &str) -> Option<JsonData> {
     JsonData::from_trusted_text(json.to_string()).ok()
 }
 
-fn push_str(out: &mut Vec<u8>, text: &str) {
-    serde_json::to_writer(out, text).expect("writing a string into a Vec cannot fail");
-}
-
-fn finish(out: Vec<u8>) -> Frame {
-    Frame::from(String::from_utf8(out).expect("rendered from UTF-8 parts"))
+/// `text` as a JSON string, escaped as serde_json does. Written into the `String`
+/// directly: building bytes and checking them as UTF-8 afterwards cost more than the
+/// rest of the rendering.
+fn push_str(out: &mut String, text: &str) {
+    out.push('"');
+    let mut plain_from = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let escaped = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..0x20 => "",
+            _ => continue,
+        };
+        // Only ASCII bytes end a run, so the run is whole characters.
+        out.push_str(&text[plain_from..at]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{byte:04x}");
+        } else {
+            out.push_str(escaped);
+        }
+        plain_from = at + 1;
+    }
+    out.push_str(&text[plain_from..]);
+    out.push('"');
 }
 
 #[cfg(test)]
@@ -126,6 +167,22 @@ mod tests {
         };
         assert_eq!(parse(&frame), expected);
         assert_eq!(frame.as_str(), expected.to_json(), "byte for byte what serde would write");
+    }
+
+    /// Names from the bus are not checked again: whatever they hold, the frame is the
+    /// JSON serde would write.
+    #[test]
+    fn strings_are_escaped_as_serde_escapes_them() {
+        for room in ["plain", "quote\"back\\slash", "lines\n\r\t\u{8}\u{c}", "ctl\u{1}\u{1f}\u{7f}", "é🎉"] {
+            let frame = signal(room, "p1", "k", "null");
+            let expected = ServerMessage::Signal {
+                room: room.into(),
+                from: "p1".into(),
+                kind: "k".into(),
+                data: JsonData::from_trusted_text("null".into()).unwrap(),
+            };
+            assert_eq!(frame.as_str(), expected.to_json(), "{room:?}");
+        }
     }
 
     #[test]

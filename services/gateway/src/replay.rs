@@ -7,6 +7,7 @@
 //! a resume that would have needed them reports a gap instead of hiding it.
 
 use std::collections::VecDeque;
+use std::fmt::Write;
 
 use crate::outbound::Frame;
 
@@ -109,13 +110,12 @@ impl Replay {
 pub fn with_seq(frame: &Frame, seq: u64) -> Frame {
     let text = frame.as_str();
     debug_assert!(text.ends_with('}'), "frames are JSON objects");
-    let seq = seq.to_string();
+    let digits = seq.checked_ilog10().map_or(1, |log| log as usize + 1);
     // Exactly the length: the frame keeps its allocation for as long as it is kept.
-    let mut out = String::with_capacity(text.len() + ",\"seq\":".len() + seq.len());
+    let mut out = String::with_capacity(text.len() + ",\"seq\":".len() + digits);
     out.push_str(&text[..text.len() - 1]);
-    out.push_str(",\"seq\":");
-    out.push_str(&seq);
-    out.push('}');
+    let _ = write!(out, ",\"seq\":{seq}}}");
+    debug_assert_eq!(out.len(), out.capacity());
     Frame::from(out)
 }
 

@@ -1,6 +1,6 @@
 //! Envelopes from the bus, delivered to the local peers they concern.
 
-use bus::envelope::{Body, Envelope, HandoverData, SessionMoved};
+use bus::envelope::{Body, BodyRef, EnvelopeRef, HandoverData, SessionMoved};
 use common::telemetry::FLOW;
 use protocol::LeaveReason;
 
@@ -23,17 +23,17 @@ pub enum Effect {
 impl Registry {
     /// Delivers one envelope from the bus to the local peers it concerns. Node-channel
     /// handover data is not for the registry (the resuming connection waits for it).
-    pub fn dispatch(&self, envelope: Envelope) -> Vec<Effect> {
-        let room = envelope.room.as_str();
-        let own = envelope.origin_node == *self.node_id;
+    pub fn dispatch(&self, envelope: EnvelopeRef<'_>) -> Vec<Effect> {
+        let room = envelope.room;
+        let own = envelope.origin_node == &*self.node_id;
         match envelope.body {
             // This node publishes a signal only if it did not deliver it (see routing):
             // its own are delivered like any other's.
-            Some(Body::Signal(signal)) => {
-                let frame = render::signal(room, &signal.from_peer, &signal.kind, &signal.data_json);
+            BodyRef::Signal(signal) => {
+                let frame = render::signal(room, signal.from_peer, signal.kind, signal.data_json);
                 let mut state = self.lock();
                 let state = &mut *state;
-                let to = signal.to_peer.as_str();
+                let to = signal.to_peer;
                 let Some(local_room) = state.rooms.get_mut(room) else { return Vec::new() };
                 if own {
                     returned(&mut local_room.in_flight, Some(to));
@@ -48,9 +48,9 @@ impl Registry {
                 Vec::new()
             }
             // Own broadcasts were delivered here when sent, unless marked loopback.
-            Some(Body::Broadcast(broadcast)) if !own || broadcast.from_peer.is_empty() || broadcast.loopback => {
-                let from = (!broadcast.from_peer.is_empty()).then_some(broadcast.from_peer.as_str());
-                let frame = render::broadcast(room, from, &broadcast.data_json);
+            BodyRef::Broadcast(broadcast) if !own || broadcast.from_peer.is_empty() || broadcast.loopback => {
+                let from = (!broadcast.from_peer.is_empty()).then_some(broadcast.from_peer);
+                let frame = render::broadcast(room, from, broadcast.data_json);
                 let mut state = self.lock();
                 let state = &mut *state;
                 if let Some(local_room) = state.rooms.get_mut(room) {
@@ -65,12 +65,12 @@ impl Registry {
                 }
                 Vec::new()
             }
-            Some(Body::PeerJoined(joined)) => {
-                let frame = render::peer_joined(room, &joined);
+            BodyRef::Other(Body::PeerJoined(joined)) => {
+                let frame = render::peer_joined(room, joined);
                 self.apply_join(room, &joined.peer_id, &frame);
                 Vec::new()
             }
-            Some(Body::PeerLeft(left)) => {
+            BodyRef::Other(Body::PeerLeft(left)) => {
                 let reason = render::leave_reason(left.reason);
                 let frame = render::peer_left(room, &left.peer_id, reason);
                 if self.apply_leave(room, &left.peer_id, reason, &frame) {
@@ -79,8 +79,8 @@ impl Registry {
                     Vec::new()
                 }
             }
-            Some(Body::SessionMoved(moved)) => self.apply_move(room, &moved),
-            Some(Body::HandoverRequest(request)) => self
+            BodyRef::Other(Body::SessionMoved(moved)) => self.apply_move(room, moved),
+            BodyRef::Other(Body::HandoverRequest(request)) => self
                 .request_handover(&request.peer_id, &request.to_node, request.last_seq)
                 .map(|(to, data)| vec![Effect::HandOver { to, data }])
                 .unwrap_or_default(),

@@ -66,8 +66,8 @@ impl InFlight {
         signal_out == Some(true) || self.broadcasts.pending()
     }
 
-    pub(super) fn signal_sent(&mut self, to: &PeerId) {
-        self.signals.entry(to.clone()).or_default().sent();
+    pub(super) fn signal_sent(&mut self, to: PeerId) {
+        self.signals.entry(to).or_default().sent();
     }
 
     /// A signal came back (or could not be published).

@@ -9,7 +9,7 @@
 use protocol::ErrorCode;
 
 use super::in_flight::InFlight;
-use super::{LocalRoom, Membership, PeerId, Refusal, Registry, RoomName, deliver, refuse};
+use super::{LocalRoom, Membership, Refusal, Registry, RoomName, deliver, refuse};
 use crate::outbound::Frame;
 
 /// Where a message has to go.
@@ -38,9 +38,10 @@ impl Registry {
         if to == from {
             return refuse(ErrorCode::BadRequest, "a peer cannot signal itself".into());
         }
-        if !local_room.view.as_ref().is_some_and(|view| view.contains(to)) {
+        // The view's own id of the target: the in-flight count keeps it without a copy.
+        let Some(target) = local_room.view.as_ref().and_then(|view| view.get(to)).cloned() else {
             return refuse(ErrorCode::NotFound, format!("peer {to:?} is not in room {room:?}"));
-        }
+        };
         let held_back = local_room.in_flight.holds_back(to);
         match local_room.members.get_mut(to) {
             Some(membership) if membership.settled() && !held_back => {
@@ -48,7 +49,7 @@ impl Registry {
                 Ok(Route::Delivered)
             }
             _ => {
-                local_room.in_flight.signal_sent(&PeerId::from(to));
+                local_room.in_flight.signal_sent(target);
                 Ok(Route::Bus)
             }
         }

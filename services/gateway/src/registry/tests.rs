@@ -32,6 +32,11 @@ fn signal_event(from: &str, to: &str, origin: &str) -> Envelope {
     envelope::new("r", origin, body)
 }
 
+/// Dispatches an envelope as the dispatcher does, through its borrowed view.
+fn dispatch(registry: &Registry, envelope: Envelope) -> Vec<Effect> {
+    registry.dispatch(envelope::EnvelopeRef::of(&envelope))
+}
+
 fn registry() -> Registry {
     Registry::new(NODE.into(), ReplayLimits { frames: 100, bytes: 100_000 })
 }
@@ -70,13 +75,13 @@ fn joined_frame() -> Frame {
 fn join(registry: &Registry, id: &str, before: &[&str], after: &[&str]) -> Completion {
     let mut echoed = registry.begin_join(id, "r", 4).unwrap();
     for earlier in before {
-        registry.dispatch(joined_event(earlier)); // already in the member list: ignored
+        dispatch(registry, joined_event(earlier)); // already in the member list: ignored
     }
     assert!(echoed.try_recv().is_err(), "no echo yet");
-    registry.dispatch(joined_event(id));
+    dispatch(registry, joined_event(id));
     echoed.try_recv().expect("the echo fired");
     for later in after {
-        registry.dispatch(joined_event(later));
+        dispatch(registry, joined_event(later));
     }
     let mut members: Vec<String> = before.iter().map(|p| p.to_string()).collect();
     members.push(id.to_string());
@@ -119,13 +124,13 @@ fn local_targets_are_served_without_the_bus_and_own_broadcasts_are_not_delivered
     let route = registry.route_signal("r", "alice", "bob", || render::signal("r", "alice", "offer", "{}"));
     assert_eq!(route, Ok(Route::Delivered));
     assert_eq!(drain(&mut bob).len(), 1);
-    registry.dispatch(signal_event("carol", "bob", "gw-other"));
+    dispatch(&registry, signal_event("carol", "bob", "gw-other"));
     assert!(matches!(&drain(&mut bob)[..], [ServerMessage::Signal { from, .. }] if from == "carol"));
 
     let route = registry.broadcast_locally("r", "alice", render::broadcast("r", Some("alice"), "1"));
     assert_eq!(route, Ok(Route::Delivered));
     assert_eq!(drain(&mut bob).len(), 1);
-    registry.dispatch(broadcast_event("alice", NODE, false));
+    dispatch(&registry, broadcast_event("alice", NODE, false));
     assert!(drain(&mut bob).is_empty(), "heard back, not delivered again");
 }
 
@@ -146,11 +151,11 @@ fn a_signal_to_a_peer_moving_in_goes_round_the_bus() {
     let (_, mut echoed) = echoes.pop().unwrap();
 
     assert_eq!(registry.route_signal("r", "alice", "bob", || unreachable!()), Ok(Route::Bus));
-    registry.dispatch(signal_event("alice", "bob", NODE)); // before the marker: gw-old's
+    dispatch(&registry, signal_event("alice", "bob", NODE)); // before the marker: gw-old's
     assert_eq!(registry.route_signal("r", "alice", "bob", || unreachable!()), Ok(Route::Bus));
-    registry.dispatch(moved_event("bob", "gw-old", NODE));
+    dispatch(&registry, moved_event("bob", "gw-old", NODE));
     echoed.try_recv().expect("the marker is the echo");
-    registry.dispatch(signal_event("alice", "bob", NODE)); // after the marker: this one's
+    dispatch(&registry, signal_event("alice", "bob", NODE)); // after the marker: this one's
 
     let (sender, mut queue) = PeerSender::new(64);
     let members = HashMap::from([("r".to_string(), vec!["alice".to_string(), "bob".to_string()])]);
@@ -170,16 +175,16 @@ fn while_a_message_is_round_the_bus_later_ones_follow_it() {
     let registry = registry();
     let (_alice, mut bob) = alice_and_bob_in_a_room(&registry);
     // As after a resume: the first signal went out while bob was moving in.
-    registry.lock().rooms.get_mut("r").unwrap().in_flight.signal_sent(&PeerId::from("bob"));
+    registry.lock().rooms.get_mut("r").unwrap().in_flight.signal_sent(PeerId::from("bob"));
 
     assert_eq!(registry.route_signal("r", "alice", "bob", || unreachable!()), Ok(Route::Bus));
     let route = registry.broadcast_locally("r", "alice", render::broadcast("r", Some("alice"), "1"));
     assert_eq!(route, Ok(Route::Bus), "a broadcast to bob would overtake too");
     assert!(drain(&mut bob).is_empty());
 
-    registry.dispatch(signal_event("alice", "bob", NODE));
-    registry.dispatch(signal_event("alice", "bob", NODE));
-    registry.dispatch(broadcast_event("alice", NODE, true));
+    dispatch(&registry, signal_event("alice", "bob", NODE));
+    dispatch(&registry, signal_event("alice", "bob", NODE));
+    dispatch(&registry, broadcast_event("alice", NODE, true));
     let got = drain(&mut bob);
     assert!(
         matches!(
@@ -192,7 +197,7 @@ fn while_a_message_is_round_the_bus_later_ones_follow_it() {
     assert_eq!(route, Ok(Route::Delivered), "everything came back");
 
     // A publish that failed is not waited for.
-    registry.lock().rooms.get_mut("r").unwrap().in_flight.signal_sent(&PeerId::from("bob"));
+    registry.lock().rooms.get_mut("r").unwrap().in_flight.signal_sent(PeerId::from("bob"));
     registry.not_published("r", Some("bob"));
     let route = registry.route_signal("r", "alice", "bob", || render::signal("r", "alice", "offer", "{}"));
     assert_eq!(route, Ok(Route::Delivered));
@@ -202,7 +207,7 @@ fn while_a_message_is_round_the_bus_later_ones_follow_it() {
 fn a_removed_peer_is_told_and_forgotten() {
     let registry = registry();
     let (mut alice, mut bob) = alice_and_bob_in_a_room(&registry);
-    let ended = registry.dispatch(left_event("bob", RpcReason::Removed));
+    let ended = dispatch(&registry, left_event("bob", RpcReason::Removed));
     assert!(matches!(&ended[..], [Effect::Release(room)] if &**room == "r"), "the caller releases bob's reference");
     assert!(matches!(&drain(&mut bob)[..], [ServerMessage::Left { id: None, reason: LeaveReason::Removed, .. }]));
     assert!(matches!(&drain(&mut alice)[..], [ServerMessage::PeerLeft { peer_id, .. }] if peer_id == "bob"));
@@ -218,16 +223,16 @@ fn a_leaving_peer_is_not_told_twice_and_stale_events_are_ignored() {
     drain(&mut alice);
     registry.begin_leave("alice", "r").unwrap();
     // Its own leave comes back over the bus while the leave call is still returning.
-    assert!(registry.dispatch(left_event("alice", RpcReason::Left)).is_empty());
+    assert!(dispatch(&registry, left_event("alice", RpcReason::Left)).is_empty());
     assert!(drain(&mut alice).is_empty(), "the leave reply is the handler's to send");
     assert!(registry.remove_membership("alice", "r"));
     assert_eq!(registry.room_count(), 0, "the last local member gone, the room is forgotten");
 
     // Rejoining at once: the old leave event may still be in flight; it is ignored.
     let mut echoed = registry.begin_join("alice", "r", 4).unwrap();
-    registry.dispatch(left_event("alice", RpcReason::Left));
+    dispatch(&registry, left_event("alice", RpcReason::Left));
     assert!(echoed.try_recv().is_err());
-    registry.dispatch(joined_event("alice"));
+    dispatch(&registry, joined_event("alice"));
     echoed.try_recv().unwrap();
     assert_eq!(registry.complete_join("alice", "r", &["alice".into()], joined_frame()), Completion::Live);
     assert!(matches!(&drain(&mut alice)[..], [ServerMessage::Joined { .. }]));
@@ -238,9 +243,9 @@ fn removal_during_a_join_is_delivered_after_joined() {
     let registry = registry();
     let mut alice = peer(&registry, "alice");
     let mut echoed = registry.begin_join("alice", "r", 4).unwrap();
-    registry.dispatch(joined_event("alice"));
+    dispatch(&registry, joined_event("alice"));
     echoed.try_recv().unwrap();
-    registry.dispatch(left_event("alice", RpcReason::Removed));
+    dispatch(&registry, left_event("alice", RpcReason::Removed));
     assert_eq!(registry.complete_join("alice", "r", &["alice".into()], joined_frame()), Completion::RemovedMeanwhile);
     let messages = drain(&mut alice);
     assert!(matches!(
@@ -267,14 +272,14 @@ fn every_frame_is_numbered_and_a_reattach_replays_what_was_missed() {
     let registry = registry();
     let mut alice = peer(&registry, "alice");
     join(&registry, "alice", &[], &[]);
-    registry.dispatch(signal_event("bob", "alice", "gw-other"));
+    dispatch(&registry, signal_event("bob", "alice", "gw-other"));
     let seqs: Vec<_> = drain_numbered(&mut alice).into_iter().map(|(seq, _)| seq).collect();
     assert_eq!(seqs, [Some(1), Some(2)], "joined, then the signal");
 
     // The socket is lost; two more signals arrive while the session is away.
     assert_eq!(registry.detach("alice", 1), Detached::Kept);
-    registry.dispatch(signal_event("bob", "alice", "gw-other"));
-    registry.dispatch(signal_event("carol", "alice", "gw-other"));
+    dispatch(&registry, signal_event("bob", "alice", "gw-other"));
+    dispatch(&registry, signal_event("carol", "alice", "gw-other"));
     assert!(registry.still_detached("alice", 1));
 
     let (sender, mut resumed) = PeerSender::new(64);
@@ -300,12 +305,12 @@ fn the_old_gateway_stops_at_the_marker_and_hands_over_the_rest() {
     join(&registry, "alice", &[], &[]);
     drain(&mut alice);
     registry.detach("alice", 1);
-    registry.dispatch(signal_event("bob", "alice", "gw-other")); // seq 2, before the marker
-    let effects = registry.dispatch(moved_event("alice", NODE, "gw-new"));
+    dispatch(&registry, signal_event("bob", "alice", "gw-other")); // seq 2, before the marker
+    let effects = dispatch(&registry, moved_event("alice", NODE, "gw-new"));
     assert!(matches!(&effects[..], [Effect::Release(room)] if &**room == "r"), "{effects:?}");
-    registry.dispatch(signal_event("bob", "alice", "gw-other")); // after the marker: not ours
+    dispatch(&registry, signal_event("bob", "alice", "gw-other")); // after the marker: not ours
     let request = HandoverRequest { peer_id: "alice".into(), to_node: "gw-new".into(), last_seq: 1 };
-    let effects = registry.dispatch(envelope::new("", "gw-new", Body::HandoverRequest(request)));
+    let effects = dispatch(&registry, envelope::new("", "gw-new", Body::HandoverRequest(request)));
     let [Effect::HandOver { to, data }] = &effects[..] else { panic!("expected a handover: {effects:?}") };
     assert_eq!(to, "gw-new");
     let seqs: Vec<u64> = data.frames.iter().map(|frame| frame.seq).collect();
@@ -321,10 +326,10 @@ fn the_new_gateway_buffers_from_the_marker_and_continues_the_sequence() {
     let registry = registry();
     let mut echoes = registry.begin_resume("alice", &["r".to_string()]);
     let (_, mut echoed) = echoes.pop().unwrap();
-    registry.dispatch(signal_event("bob", "alice", "gw-other")); // before the marker: the old gateway's
-    registry.dispatch(moved_event("alice", "gw-old", NODE));
+    dispatch(&registry, signal_event("bob", "alice", "gw-other")); // before the marker: the old gateway's
+    dispatch(&registry, moved_event("alice", "gw-old", NODE));
     echoed.try_recv().expect("the marker is the echo");
-    registry.dispatch(signal_event("carol", "alice", "gw-other"));
+    dispatch(&registry, signal_event("carol", "alice", "gw-other"));
 
     let (sender, mut queue) = PeerSender::new(64);
     let handed = vec![(7, crate::replay::with_seq(&Frame::from_static(r#"{"type":"pong"}"#), 7))];
@@ -349,7 +354,7 @@ fn the_new_gateway_buffers_from_the_marker_and_continues_the_sequence() {
 fn a_handover_for_an_unknown_session_is_a_gap() {
     let registry = registry();
     let request = HandoverRequest { peer_id: "ghost".into(), to_node: "gw-new".into(), last_seq: 5 };
-    let effects = registry.dispatch(envelope::new("", "gw-new", Body::HandoverRequest(request)));
+    let effects = dispatch(&registry, envelope::new("", "gw-new", Body::HandoverRequest(request)));
     let [Effect::HandOver { data, .. }] = &effects[..] else { panic!("{effects:?}") };
     assert_eq!((data.frames.len(), data.next_seq, data.gap), (0, 6, true));
 }

@@ -5,7 +5,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bus::Topic;
-use bus::envelope::{self, Body, Broadcast, Signal};
+use bus::envelope::{self, BodyRef, BroadcastRef, EnvelopeRef, SignalRef};
+use bytes::Bytes;
 use common::telemetry::{FLOW, propagation};
 use protocol::names::{validate_peer_id, validate_signal_kind};
 use protocol::{ErrorCode, JsonData, RequestId, ServerMessage};
@@ -16,13 +17,11 @@ use crate::session::Session;
 use crate::{metrics, render};
 
 /// Delivers a signal directly when the target is on this gateway (see the registry's
-/// routing for when it is not), else starts publishing it on the room's channel. The
-/// caller awaits the publish before it reads the next request of this client, so one
-/// sender's signals reach the bus, and each receiver, in order.
+/// routing for when it is not), else starts publishing it on the room's channel. Each
+/// publish of a client is handed to the bus before its next request's is (see
+/// `in_progress`), so one sender's signals reach the bus, and each receiver, in order.
 ///
-/// Synchronous up to the publish: what is returned holds only what the rest needs, so
-/// the signal path, which runs inline in every connection's task, keeps that task
-/// small (an idle connection pays for its task's largest state as long as it lives).
+/// Synchronous up to the publish: what is returned holds only what the rest needs.
 pub fn signal<'a>(
     session: &'a Session,
     id: Option<RequestId>,
@@ -43,13 +42,9 @@ pub fn signal<'a>(
         acknowledge(session, id);
         return Ok(None);
     }
-    let body = Body::Signal(Signal {
-        from_peer: from.to_string(),
-        to_peer: to.clone(),
-        kind,
-        data_json: data.as_str().to_string(),
-    });
-    Ok(Some(Publishing::new(session, room, body, Undelivered::Signal { to }, id)))
+    let body = BodyRef::Signal(SignalRef { from_peer: from, to_peer: &to, kind: &kind, data_json: data.as_str() });
+    let encoded = encode(session, &room, body);
+    Ok(Some(Publishing::new(session, room, encoded, Undelivered::Signal { to }, id)))
 }
 
 /// Delivers to the room's members on this gateway and starts publishing for the others.
@@ -64,18 +59,18 @@ pub fn broadcast<'a>(
     let route = gateway.registry.broadcast_locally(&room, from, render::broadcast(&room, Some(from), data.as_str()))?;
     let loopback = route == Route::Bus;
     metrics::routed("broadcast", true);
-    let body =
-        Body::Broadcast(Broadcast { from_peer: from.to_string(), data_json: data.as_str().to_string(), loopback });
+    let body = BodyRef::Broadcast(BroadcastRef { from_peer: from, data_json: data.as_str(), loopback });
     let undelivered = if loopback { Undelivered::Broadcast } else { Undelivered::Nothing };
-    Ok(Publishing::new(session, room, body, undelivered, id))
+    let encoded = encode(session, &room, body);
+    Ok(Publishing::new(session, room, encoded, undelivered, id))
 }
 
 /// A signal or broadcast on its way to the bus. Once published, the request is
 /// acknowledged; if the publish fails, the registry is told what was lost.
 ///
-/// A future written by hand rather than an `async fn`: it waits inline in the
-/// connection's task, and as a struct it is just its fields, without the copies an
-/// `async fn` keeps of its arguments and of what it awaits.
+/// A future written by hand rather than an `async fn`: as a struct it is just its
+/// fields, without the copies an `async fn` keeps of its arguments and of what it
+/// awaits (a connection may keep several, see `in_progress`).
 pub struct Publishing<'a> {
     bus: bus::Publishing<'a>,
     /// The publish's span, whose context travels in the envelope (the receiving
@@ -97,14 +92,27 @@ enum Undelivered {
     Nothing,
 }
 
+/// The span of a publish and its envelope, encoded straight from the request's parts
+/// (no copy of them first); the span's context travels in the envelope, and the
+/// receiving gateways continue the trace from it.
+fn encode(session: &Session, room: &str, body: BodyRef<'_>) -> (tracing::Span, Bytes) {
+    let span = tracing::info_span!(target: FLOW, "bus.publish", room, otel.kind = "producer");
+    let envelope =
+        EnvelopeRef { room, origin_node: &session.gateway.node_id, sent_at_us: envelope::now_micros(), body };
+    let encoded = envelope::encode_ref(envelope, &propagation::to_map(&span));
+    (span, encoded)
+}
+
 impl<'a> Publishing<'a> {
-    /// Builds and encodes the envelope and starts publishing it on the room's channel.
-    fn new(session: &'a Session, room: String, body: Body, undelivered: Undelivered, id: Option<RequestId>) -> Self {
-        let gateway = &session.gateway;
-        let span = tracing::info_span!(target: FLOW, "bus.publish", room, otel.kind = "producer");
-        let mut envelope = envelope::new(&room, &gateway.node_id, body);
-        envelope.trace_context = propagation::to_map(&span);
-        let bus = gateway.bus.publish(Topic::Room(&room), envelope::encode(&envelope));
+    /// Starts publishing an envelope made by [`encode`] on the room's channel.
+    fn new(
+        session: &'a Session,
+        room: String,
+        (span, envelope): (tracing::Span, Bytes),
+        undelivered: Undelivered,
+        id: Option<RequestId>,
+    ) -> Self {
+        let bus = session.gateway.bus.publish(Topic::Room(&room), envelope);
         Self { bus, span, session, room, undelivered, id }
     }
 }

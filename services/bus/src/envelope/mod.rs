@@ -4,6 +4,11 @@
 //! `signaling.bus.v1.Envelope` (see `proto/signaling/bus/v1/envelope.proto`). Protobuf
 //! lets fields be added compatibly; the format byte lets a later release switch the
 //! encoding altogether while old and new nodes still tell each other's messages apart.
+//!
+//! Signals and broadcasts are written and read without the generated types on the hot
+//! path: [`encode_ref`], [`decode_ref`] (`borrowed.rs`).
+
+mod borrowed;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,6 +19,8 @@ pub use cluster_proto::bus::{
     Broadcast, HandoverData, HandoverRequest, PeerJoined, PeerLeft, SequencedFrame, SessionMoved, Signal,
     envelope::Body,
 };
+
+pub use borrowed::{BodyRef, BroadcastRef, Decoded, EnvelopeRef, SignalRef, decode_ref, encode_ref};
 
 /// The decoded envelope (the generated protobuf type).
 pub type Envelope = cluster_proto::bus::Envelope;
