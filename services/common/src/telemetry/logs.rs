@@ -62,11 +62,18 @@ pub(super) fn install(directives: &str, json: bool, tracer: Option<&Tracer>) -> 
     let output = tracing_subscriber::fmt::layer().with_target(false).with_ansi(std::io::stdout().is_terminal());
     let output =
         if json { output.json().with_current_span(true).with_span_list(false).boxed() } else { output.boxed() };
-    let spans = tracer.map(|tracer| {
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer.tracer())
-            .with_filter(Targets::new().with_target(FLOW, Level::INFO))
-    });
-    tracing_subscriber::registry().with(output.with_filter(filter)).with(spans).try_init()?;
+    let logs = tracing_subscriber::registry().with(output.with_filter(filter));
+    // Not as an `Option` layer: an absent one counts as interested in everything, so
+    // every span the log filter turns off (the FLOW spans of every message) would still
+    // be made and closed, for nobody.
+    match tracer {
+        Some(tracer) => {
+            let spans = tracing_opentelemetry::layer()
+                .with_tracer(tracer.tracer())
+                .with_filter(Targets::new().with_target(FLOW, Level::INFO));
+            logs.with(spans).try_init()?
+        }
+        None => logs.try_init()?,
+    }
     Ok(LogFilter { handle, current: Mutex::new(directives.trim().to_string()), traced })
 }
