@@ -24,6 +24,9 @@
 # merges their reports: one process holds at most ~20,000 connections here (the hard
 # limit of open files), so 50,000 take three.
 #
+# BENCH_GATEWAY=PATH runs that gateway binary instead of target/release/gateway (the
+# tester, room service and Redis unchanged), for comparing two builds in alternated runs.
+#
 # REDIS_SHARDS=N runs a Redis Cluster of N masters (1, or 3 and more) instead of one
 # plain redis-server: room channels then use sharded pub/sub. Either way the Redis
 # servers' CPU seconds over the run (INFO cpu, summed) go to standard error.
@@ -95,7 +98,7 @@ for i in $(seq 0 $((${GATEWAYS:-2} - 1))); do
         GATEWAY_LIMITS__MESSAGES_PER_SECOND=1000000 GATEWAY_LIMITS__MESSAGE_BURST=1000000 \
         GATEWAY_LIMITS__BYTES_PER_SECOND=1000000000 GATEWAY_LIMITS__BYTE_BURST=1000000000 \
         GATEWAY_LIMITS__MAX_CONNECTIONS=1000000 \
-        "$bin/gateway" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" >"$logs/gateway-$i.log" 2>&1 &
+        "${BENCH_GATEWAY:-$bin/gateway}" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" >"$logs/gateway-$i.log" 2>&1 &
     pids+=($!)
     export "PID_GATEWAY_$i=$!"
     wait_port "$port" "$logs"

@@ -195,6 +195,17 @@ impl TestCluster {
         Client::connect(&self.ws_url(index), Some(&self.token(identity, rooms))).await.expect("connect to a gateway")
     }
 
+    /// Alice on gateway 0 and Bob on gateway 1, both in `room` (Alice first: she has
+    /// seen Bob's `peer_joined`).
+    pub async fn alice_and_bob_in(&self, room: &str) -> (Client, Client) {
+        let mut alice = self.connect(0, "alice", &[room]).await;
+        let mut bob = self.connect(1, "bob", &[room]).await;
+        alice.join(room, None).await.expect("alice joins");
+        bob.join(room, None).await.expect("bob joins");
+        crate::expect::peer_joined(&mut alice, room).await;
+        (alice, bob)
+    }
+
     /// The room service's gRPC address.
     pub fn room_service_addr(&self) -> SocketAddr {
         self.room_service.as_ref().expect("this cluster runs a separate room service").addr

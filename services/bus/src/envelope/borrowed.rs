@@ -245,7 +245,7 @@ fn read_envelope(mut buffer: &[u8]) -> Option<(EnvelopeRef<'_>, HashMap<String, 
             (3, WireType::Varint) => sent_at_us = seen.first(3).and(decode_varint(&mut buffer).ok())? as i64,
             // Map entries repeat; a key seen twice is left to the generated code.
             (4, WireType::LengthDelimited) => {
-                let (key, value) = read_map_entry(read_bytes(&mut buffer)?)?;
+                let [key, value] = read_strings(read_bytes(&mut buffer)?)?;
                 if trace_context.insert(key.to_string(), value.to_string()).is_some() {
                     return None;
                 }
@@ -265,24 +265,9 @@ fn read_envelope(mut buffer: &[u8]) -> Option<(EnvelopeRef<'_>, HashMap<String, 
     Some((EnvelopeRef { room, origin_node, sent_at_us, body: body? }, trace_context))
 }
 
-fn read_signal(mut buffer: &[u8]) -> Option<SignalRef<'_>> {
-    let mut signal = SignalRef { from_peer: "", to_peer: "", kind: "", data_json: "" };
-    let mut seen = Seen::default();
-    while !buffer.is_empty() {
-        let (tag, wire_type) = decode_key(&mut buffer).ok()?;
-        if wire_type != WireType::LengthDelimited || !(1..=4).contains(&tag) {
-            return None;
-        }
-        seen.first(tag)?;
-        let value = read_str(&mut buffer)?;
-        match tag {
-            1 => signal.from_peer = value,
-            2 => signal.to_peer = value,
-            3 => signal.kind = value,
-            _ => signal.data_json = value,
-        }
-    }
-    Some(signal)
+fn read_signal(buffer: &[u8]) -> Option<SignalRef<'_>> {
+    let [from_peer, to_peer, kind, data_json] = read_strings(buffer)?;
+    Some(SignalRef { from_peer, to_peer, kind, data_json })
 }
 
 fn read_broadcast(mut buffer: &[u8]) -> Option<BroadcastRef<'_>> {
@@ -304,20 +289,20 @@ fn read_broadcast(mut buffer: &[u8]) -> Option<BroadcastRef<'_>> {
     Some(broadcast)
 }
 
-/// A map entry message: key (1) and value (2), each at most once.
-fn read_map_entry(mut buffer: &[u8]) -> Option<(&str, &str)> {
-    let (mut key, mut value) = ("", "");
+/// A message of `N` string fields, tags 1 to `N`, each at most once (a signal; a map
+/// entry of key and value).
+fn read_strings<const N: usize>(mut buffer: &[u8]) -> Option<[&str; N]> {
+    let mut fields = [""; N];
     let mut seen = Seen::default();
     while !buffer.is_empty() {
         let (tag, wire_type) = decode_key(&mut buffer).ok()?;
-        if wire_type != WireType::LengthDelimited || !(1..=2).contains(&tag) {
+        if wire_type != WireType::LengthDelimited || !(1..=N as u32).contains(&tag) {
             return None;
         }
         seen.first(tag)?;
-        let text = read_str(&mut buffer)?;
-        if tag == 1 { key = text } else { value = text }
+        fields[tag as usize - 1] = read_str(&mut buffer)?;
     }
-    Some((key, value))
+    Some(fields)
 }
 
 fn read_str<'a>(buffer: &mut &'a [u8]) -> Option<&'a str> {

@@ -111,11 +111,7 @@ async fn one_to_one_offer_answer_and_trickle_ice(cluster: &TestCluster) {
 /// in the order sent, and only then her `peer_left`.
 async fn a_burst_then_a_leave_arrive_in_the_order_sent(cluster: &TestCluster) {
     const BURST: usize = 100;
-    let mut alice = cluster.connect(0, "alice", &["call"]).await;
-    let mut bob = cluster.connect(1, "bob", &["call"]).await;
-    alice.join("call", None).await.unwrap();
-    bob.join("call", None).await.unwrap();
-    expect::peer_joined(&mut alice, "call").await;
+    let (mut alice, mut bob) = cluster.alice_and_bob_in("call").await;
     let (alice_id, bob_id) = (alice.peer_id().to_string(), bob.peer_id().to_string());
     for index in 0..BURST {
         if index % 2 == 0 {

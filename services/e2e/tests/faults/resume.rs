@@ -20,11 +20,7 @@ fn candidate(index: usize) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_connection_resumes_on_a_third_gateway_without_loss_or_duplicates() {
     let cluster = TestCluster::redis(3).await;
-    let mut alice = cluster.connect(0, "alice", &["call"]).await;
-    let mut bob = cluster.connect(1, "bob", &["call"]).await;
-    alice.join("call", None).await.unwrap();
-    bob.join("call", None).await.unwrap();
-    expect::peer_joined(&mut alice, "call").await;
+    let (mut alice, mut bob) = cluster.alice_and_bob_in("call").await;
     let (alice_id, bob_id) = (alice.peer_id().to_string(), bob.peer_id().to_string());
 
     bob.signal("call", &alice_id, "offer", json!({"type": "offer", "sdp": "v=0"})).await.unwrap();

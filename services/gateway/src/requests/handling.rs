@@ -22,8 +22,9 @@ pub enum Pending<'a> {
     Nothing,
     /// Its publish on the bus (a signal or broadcast for peers on other gateways).
     Publish(Publishing<'a>),
-    /// A join or leave: calls to the room service and the bus.
-    RoomCall(BoxFuture<'a, Result<(), RequestError>>),
+    /// A wait of its own, boxed: a join or leave (calls to the room service and the
+    /// bus), or a request that waits for the ones in progress before it.
+    Boxed(BoxFuture<'a, Result<(), RequestError>>),
 }
 
 impl Future for Pending<'_> {
@@ -33,7 +34,7 @@ impl Future for Pending<'_> {
         match &mut *self {
             Pending::Nothing => Poll::Ready(Ok(())),
             Pending::Publish(publishing) => Pin::new(publishing).poll(cx),
-            Pending::RoomCall(call) => call.as_mut().poll(cx),
+            Pending::Boxed(call) => call.as_mut().poll(cx),
         }
     }
 }
@@ -63,7 +64,7 @@ impl<'a> Handling<'a> {
             wait.await;
             Ok(())
         };
-        Self::new(session, None, tracing::Span::none(), Pending::RoomCall(Box::pin(wait)))
+        Self::new(session, None, tracing::Span::none(), Pending::Boxed(Box::pin(wait)))
     }
 }
 

@@ -64,8 +64,9 @@ impl<'a> InProgress<'a> {
 
     /// Starts what was added and completes the oldest requests that are over; ready
     /// once at least one has been.
-    /// (Not an `async fn`, whose future would keep `self` twice: it is part of every
-    /// connection's task.)
+    ///
+    /// Not an `async fn`, whose future would keep `self` twice: it is part of every
+    /// connection's task.
     pub fn completed(&mut self) -> impl Future<Output = ()> + '_ {
         poll_fn(|cx| self.poll_completed(cx))
     }

@@ -29,8 +29,8 @@ pub fn begin(session: &Session, frame: RequestFrame) -> Result<Pending<'_>, Requ
         // Boxed: a join or leave waits on the room service and the bus, and its large
         // future inline would make every connection's task that large. Signals and
         // broadcasts, the hot path, wait only for their publish, inline.
-        Request::Join { room, metadata } => Ok(Pending::RoomCall(Box::pin(join::handle(session, id, room, metadata)))),
-        Request::Leave { room } => Ok(Pending::RoomCall(Box::pin(leave::handle(session, id, room)))),
+        Request::Join { room, metadata } => Ok(Pending::Boxed(Box::pin(join::handle(session, id, room, metadata)))),
+        Request::Leave { room } => Ok(Pending::Boxed(Box::pin(leave::handle(session, id, room)))),
         Request::Signal { room, to, kind, data } => {
             Ok(send::signal(session, id, room, to, kind, data)?.map_or(Pending::Nothing, Pending::Publish))
         }
