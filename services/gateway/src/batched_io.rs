@@ -15,8 +15,10 @@
 //!   of queued frames), or until [`WRITE_BATCH`] bytes are waiting, and go out in one
 //!   system call.
 //!
-//! Both buffers are freed as soon as they are empty: an idle connection carries one
-//! null pointer.
+//! Both buffers are given up as soon as they are empty: an idle connection carries one
+//! null pointer. They go back to a few spares kept per thread, so that the next burst
+//! on that thread starts with a buffer of full size instead of growing one from
+//! nothing (an allocation and a copy at each doubling) and freeing it after.
 
 use std::cell::RefCell;
 use std::io;
@@ -30,10 +32,43 @@ pub const READ_GULP: usize = 16 * 1024;
 /// Bytes gathered before a write goes out without waiting for the flush.
 pub const WRITE_BATCH: usize = 16 * 1024;
 
+/// Emptied buffers kept per thread for the next bursts: at most this many, each of at
+/// most [`SPARE_CAPACITY_MAX`] bytes (usually 512 KiB a thread, 1 MiB at worst).
+const SPARES_KEPT: usize = 16;
+/// A batch, plus the one write that may carry it past [`WRITE_BATCH`].
+const SPARE_CAPACITY: usize = 2 * WRITE_BATCH;
+const SPARE_CAPACITY_MAX: usize = 2 * SPARE_CAPACITY;
+
 thread_local! {
     /// Where a gulp lands before the caller's part is copied out. One per thread: it is
     /// only used inside one `poll_read`.
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_GULP].into_boxed_slice());
+    static SPARES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer of [`SPARE_CAPACITY`] (or more), from this thread's spares if any.
+fn take_spare() -> Vec<u8> {
+    SPARES
+        .try_with(|spares| spares.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Vec::with_capacity(SPARE_CAPACITY))
+}
+
+/// Keeps an emptied buffer for the next burst on this thread, unless enough are kept
+/// or it grew unusually large (a frame far beyond a batch).
+fn give_back(mut buffer: Vec<u8>) {
+    if buffer.capacity() < SPARE_CAPACITY || buffer.capacity() > SPARE_CAPACITY_MAX {
+        return;
+    }
+    buffer.clear();
+    // At thread exit the spares may already be gone: then the buffer is simply freed.
+    let _ = SPARES.try_with(|spares| {
+        let mut spares = spares.borrow_mut();
+        if spares.len() < SPARES_KEPT {
+            spares.push(buffer);
+        }
+    });
 }
 
 /// A stream read in gulps and written in batches (see the module's documentation).
@@ -63,10 +98,11 @@ impl<S> BatchedIo<S> {
         Self { inner, pending: None }
     }
 
-    /// Frees the buffers once nothing waits in them.
+    /// Gives up the buffers once nothing waits in them.
     fn release_if_empty(&mut self) {
-        if self.pending.as_ref().is_some_and(|p| p.unread().is_empty() && p.written.is_empty()) {
-            self.pending = None;
+        if let Some(pending) = self.pending.take_if(|p| p.unread().is_empty() && p.written.is_empty()) {
+            give_back(pending.read);
+            give_back(pending.written);
         }
     }
 }
@@ -89,8 +125,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BatchedIo<S> {
         };
         pending.written.drain(..sent);
         if pending.written.is_empty() {
-            // Not kept: a burst's capacity would stay with an idle connection.
-            pending.written = Vec::new();
+            // Not kept here: a burst's capacity would stay with an idle connection.
+            give_back(std::mem::take(&mut pending.written));
             self.release_if_empty();
         }
         result
@@ -106,7 +142,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for BatchedIo<S> {
             buf.put_slice(&unread[..n]);
             pending.read_from += n;
             if pending.unread().is_empty() {
-                pending.read = Vec::new();
+                give_back(std::mem::take(&mut pending.read));
                 pending.read_from = 0;
                 this.release_if_empty();
             }
@@ -123,7 +159,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for BatchedIo<S> {
             buf.put_slice(&read[..n]);
             if read.len() > n {
                 let pending = this.pending.get_or_insert_with(Box::default);
-                pending.read = read[n..].to_vec();
+                pending.read = take_spare();
+                pending.read.extend_from_slice(&read[n..]);
                 pending.read_from = 0;
             }
             Poll::Ready(Ok(()))
@@ -139,7 +176,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for BatchedIo<S> {
             // does not read holds at most a batch here (the rest waits in the queue).
             ready!(this.poll_write_out(cx))?;
         }
-        this.pending.get_or_insert_with(Box::default).written.extend_from_slice(data);
+        let written = &mut this.pending.get_or_insert_with(Box::default).written;
+        if written.capacity() == 0 {
+            *written = take_spare();
+        }
+        written.extend_from_slice(data);
         Poll::Ready(Ok(data.len()))
     }
 
@@ -202,6 +243,25 @@ mod tests {
         let mut received = [0u8; 12];
         tokio::time::timeout(WAIT, client.read_exact(&mut received)).await.expect("read").unwrap();
         assert_eq!(&received, b"first second");
+    }
+
+    /// A burst's buffer goes back to the thread's spares once written, and the next
+    /// burst starts in it at full size instead of growing one of its own.
+    #[tokio::test]
+    async fn the_next_burst_reuses_the_last_ones_buffer() {
+        let (mut server, mut client) = pair().await;
+        server.write_all(b"first").await.unwrap();
+        let first = server.pending.as_ref().map(|p| (p.written.as_ptr(), p.written.capacity()));
+        assert!(first.is_some_and(|(_, capacity)| capacity >= SPARE_CAPACITY), "a full-size buffer at once");
+        server.flush().await.unwrap();
+        assert!(server.pending.is_none(), "nothing kept by the idle stream");
+        server.write_all(b"second").await.unwrap();
+        let second = server.pending.as_ref().map(|p| p.written.as_ptr());
+        assert_eq!(second, first.map(|(pointer, _)| pointer), "the same buffer again");
+        server.flush().await.unwrap();
+        let mut received = [0u8; 11];
+        tokio::time::timeout(WAIT, client.read_exact(&mut received)).await.expect("read").unwrap();
+        assert_eq!(&received, b"firstsecond");
     }
 
     /// More than a batch goes out without a flush, so what waits here stays bounded.

@@ -196,24 +196,31 @@ pub const MAX_NESTING: usize = 32;
 /// pass over the bytes, skipping strings.
 fn unreadable_for_receivers(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
-    let (mut depth, mut in_string, mut escaped, mut at) = (0usize, false, false, 0);
+    let (mut depth, mut at) = (0usize, 0);
     while at < bytes.len() {
         let byte = bytes[at];
         at += 1;
-        match (in_string, byte) {
-            (true, _) if escaped => escaped = false,
-            (true, b'\\') => escaped = true,
-            (true, b'"') => in_string = false,
-            (true, _) => {}
-            (false, b'"') => in_string = true,
-            (false, b'[' | b'{') => {
+        match byte {
+            b'"' => {
+                // Only where the string ends matters, and most of a payload (an SDP)
+                // is one long string: skip to its closing quote, over escapes (the
+                // text is valid JSON, so a backslash always has a character after it).
+                while let Some(offset) = memchr::memchr2(b'"', b'\\', &bytes[at.min(bytes.len())..]) {
+                    at += offset + 1;
+                    if bytes[at - 1] == b'"' {
+                        break;
+                    }
+                    at += 1;
+                }
+            }
+            b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Some(format!("is nested deeper than {MAX_NESTING} levels"));
                 }
             }
-            (false, b']' | b'}') => depth = depth.saturating_sub(1),
-            (false, b'-' | b'0'..=b'9') => {
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
                 let start = at - 1;
                 while at < bytes.len() && matches!(bytes[at], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') {
                     at += 1;
@@ -222,7 +229,7 @@ fn unreadable_for_receivers(text: &str) -> Option<String> {
                     return Some(format!("holds a number beyond a 64-bit float: {}", &text[start..at]));
                 }
             }
-            (false, _) => {}
+            _ => {}
         }
     }
     None
@@ -276,6 +283,9 @@ mod tests {
         // Brackets inside strings, escaped quotes included, do not count.
         let in_strings = broadcast(&format!(r#"{{"s":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100)));
         assert!(RequestFrame::parse(&in_strings).is_ok());
+        // An escaped backslash is a whole escape: the quote after it closes the string.
+        let after_backslash = broadcast(&format!(r#"{{"s":"\\","n":{}}}"#, nested(MAX_NESTING)));
+        assert!(RequestFrame::parse(&after_backslash).unwrap_err().message.contains("nested deeper"));
     }
 
     #[test]
