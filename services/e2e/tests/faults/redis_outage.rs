@@ -212,23 +212,39 @@ async fn sentinel_failover() {
     signaling_again_without_a_restart(&mut cluster, (&mut alice, &mut bob), killed_at).await;
 }
 
-/// After a failover: Alice and Bob meet and signal again, and no process of the
-/// cluster was restarted (both gateways ready again).
+/// After a failover: once both gateways have dropped their state (their bus
+/// reconnected, so messages may have been missed) and serve again, Alice and Bob meet
+/// and signal again, and no process of the cluster was restarted.
+///
+/// The wait comes first because the two gateways notice the failover at their own
+/// moments (each Redis client backs off on its own): a client that met its peer on a
+/// gateway yet to notice would see that meeting undone by the later reset, and the
+/// test would wait for a peer that is busy reconnecting.
 async fn signaling_again_without_a_restart<R>(
     cluster: &mut ProcessCluster<R>,
     (alice, bob): (&mut ReconnectingClient, &mut ReconnectingClient),
     killed_at: tokio::time::Instant,
 ) {
-    meet_and_signal_again(alice, bob).await;
-    eprintln!("signaling again {:?} after the master died", killed_at.elapsed());
     for index in 0..2 {
         assert!(cluster.gateway_running(index), "gateway {index} was not restarted");
-        testkit::eventually("ready again", Duration::from_secs(10), || async {
-            (readiness(cluster, index).await == 200).then_some(())
+        testkit::eventually("a gateway that dropped its state serves again", Duration::from_secs(30), || async {
+            (state_losses(cluster, index).await > 0 && readiness(cluster, index).await == 200).then_some(())
         })
         .await;
     }
+    eprintln!("both gateways serve again {:?} after the master died", killed_at.elapsed());
+    meet_and_signal_again(alice, bob).await;
+    eprintln!("signaling again {:?} after the master died", killed_at.elapsed());
     assert!(cluster.room_service(0).is_running(), "the room service was not restarted");
+}
+
+/// How often gateway `index` has dropped its state (`switchboard_gateway_state_losses_total`).
+async fn state_losses<R>(cluster: &ProcessCluster<R>, index: usize) -> u64 {
+    let (_, metrics) = http_get(&format!("http://{}", cluster.gateway(index).admin_addr()), "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("switchboard_gateway_state_losses_total "))
+        .map_or(0, |value| value.trim().parse::<f64>().unwrap_or(0.0) as u64)
 }
 
 /// A Redis Cluster of three masters with a replica each, the services given its URL.
