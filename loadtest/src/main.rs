@@ -23,6 +23,7 @@ mod live;
 mod merge;
 mod negotiation;
 mod plot;
+mod report;
 mod scenario_file;
 mod scenarios;
 mod server_stats;

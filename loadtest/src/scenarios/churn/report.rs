@@ -1,7 +1,6 @@
 //! The `churn` scenario's report: one JSON document per run, which merges with the
 //! reports of runs made at the same time.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::histogram::Latency;
 use crate::live::Timeline;
+use crate::report::Common;
 use crate::server_stats::{self, ServerStats};
 use crate::tally::Errors;
 
@@ -49,10 +49,7 @@ pub struct Measured {
 pub struct ChurnReport {
     /// No step failed and no member was left behind.
     pub ok: bool,
-    /// How many load-tester processes this report covers.
-    pub sources: u64,
     pub settings: Settings,
-    pub gateways: BTreeSet<String>,
     #[serde(flatten)]
     pub steps: Steps,
     /// Cycles a second achieved (summed over sources).
@@ -60,32 +57,30 @@ pub struct ChurnReport {
     /// Members still listed in the rooms once every client had gone (and the settle
     /// time had passed): memberships the churn leaked.
     pub leftover_members: u64,
-    /// The gateways' own numbers before and after, when their metrics URLs were given.
-    pub servers: Vec<ServerStats>,
     /// The gateways' CPU time per cycle (summed over gateways).
     pub server_cpu_us_per_cycle: Option<f64>,
-    /// Second by second: joins, their latency percentiles, failed steps.
-    #[serde(default)]
-    pub timeline: Timeline,
+    /// Sources, gateways, servers, errors; the timeline counts joins.
     #[serde(flatten)]
-    pub errors: Errors,
+    pub common: Common,
 }
 
 impl ChurnReport {
     pub fn new(settings: Settings, gateways: Vec<String>, measured: Measured) -> Self {
         let cycles_per_s = measured.steps.cycles as f64 / measured.elapsed.as_secs_f64().max(f64::EPSILON);
+        let common = Common {
+            servers: measured.servers,
+            timeline: measured.timeline,
+            errors: measured.errors,
+            ..Common::new(gateways)
+        };
         let mut report = Self {
             ok: false,
-            sources: 1,
             settings,
-            gateways: gateways.into_iter().collect(),
             steps: measured.steps,
             cycles_per_s,
             leftover_members: measured.leftover_members,
-            servers: measured.servers,
             server_cpu_us_per_cycle: None,
-            timeline: measured.timeline,
-            errors: measured.errors,
+            common,
         };
         report.derive();
         report
@@ -93,32 +88,25 @@ impl ChurnReport {
 
     /// Recomputes what follows from the counts (after a merge too).
     fn derive(&mut self) {
-        self.ok = self.errors.count == 0 && self.leftover_members == 0 && self.steps.cycles > 0;
-        if !self.servers.is_empty() && self.steps.cycles > 0 {
+        self.ok = self.common.errors.count == 0 && self.leftover_members == 0 && self.steps.cycles > 0;
+        if !self.common.servers.is_empty() && self.steps.cycles > 0 {
             self.server_cpu_us_per_cycle =
-                Some(server_stats::cpu_seconds(&self.servers) * 1e6 / self.steps.cycles as f64);
+                Some(server_stats::cpu_seconds(&self.common.servers) * 1e6 / self.steps.cycles as f64);
         }
     }
 
-    /// Adds the report of a run made at the same time against the same gateways: their
-    /// server numbers are the same for both, so the first run's are kept. The rooms of
-    /// runs with their own prefixes are distinct, so leftovers add up.
+    /// Adds the report of a run made at the same time against the same gateways. The
+    /// rooms of runs with their own prefixes are distinct, so leftovers add up.
     pub fn merge(&mut self, other: ChurnReport) {
-        self.sources += other.sources;
         self.settings.clients += other.settings.clients;
         self.settings.rate_per_s += other.settings.rate_per_s;
-        self.gateways.extend(other.gateways);
         self.steps.cycles += other.steps.cycles;
         self.steps.connect_us.add(&other.steps.connect_us);
         self.steps.join_us.add(&other.steps.join_us);
         self.steps.leave_us.add(&other.steps.leave_us);
         self.cycles_per_s += other.cycles_per_s;
         self.leftover_members += other.leftover_members;
-        if self.servers.is_empty() {
-            self.servers = other.servers;
-        }
-        self.errors.add(other.errors);
-        crate::live::merge(&mut self.timeline, other.timeline);
+        self.common.merge(other.common);
         self.derive();
     }
 
@@ -128,7 +116,11 @@ impl ChurnReport {
         let _ = writeln!(
             text,
             "churn {verdict}: {} cycles ({:.0}/s of {:.0}/s asked), {} members left behind, {} errors",
-            self.steps.cycles, self.cycles_per_s, self.settings.rate_per_s, self.leftover_members, self.errors.count
+            self.steps.cycles,
+            self.cycles_per_s,
+            self.settings.rate_per_s,
+            self.leftover_members,
+            self.common.errors.count
         );
         let _ = writeln!(text, "  connect {}", self.steps.connect_us.describe());
         let _ = writeln!(text, "  join    {}", self.steps.join_us.describe());
@@ -136,7 +128,7 @@ impl ChurnReport {
         if let Some(cpu) = self.server_cpu_us_per_cycle {
             let _ = writeln!(text, "  gateways: {cpu:.0} CPU-µs per cycle");
         }
-        for sample in &self.errors.samples {
+        for sample in &self.common.errors.samples {
             let _ = writeln!(text, "  error: {sample}");
         }
         text.trim_end().to_string()

@@ -1,7 +1,6 @@
 //! The `connect` scenario's report: one JSON document per run, which merges with the
 //! reports of runs made at the same time.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::histogram::Latency;
 use crate::live::Timeline;
+use crate::report::Common;
 use crate::server_stats::{self, ServerStats};
 use crate::tally::Errors;
 
@@ -38,10 +38,7 @@ pub struct Measured {
 pub struct ConnectReport {
     /// Every connection connected, joined and lasted the hold.
     pub ok: bool,
-    /// How many load-tester processes this report covers.
-    pub sources: u64,
     pub settings: Settings,
-    pub gateways: BTreeSet<String>,
     /// Connections that connected and joined their room.
     pub joined: u64,
     /// Of those, lost before the end of the hold.
@@ -52,38 +49,35 @@ pub struct ConnectReport {
     /// To `welcome`, and from there to `joined`.
     pub connect_us: Latency,
     pub join_us: Latency,
-    /// The gateways' own numbers before the ramp and at the end of the hold, when
-    /// their metrics URLs were given.
-    pub servers: Vec<ServerStats>,
     /// The gateways' resident memory grown per connection held (summed over gateways).
     pub server_kib_per_connection: Option<f64>,
     /// The gateways' CPU time per connection opened (summed over gateways).
     pub server_cpu_us_per_connection: Option<f64>,
-    /// Second by second: connections joined, their connect-to-joined percentiles,
-    /// failures.
-    #[serde(default)]
-    pub timeline: Timeline,
+    /// Sources, gateways, errors; the servers' numbers are from before the ramp and
+    /// the end of the hold; the timeline counts connections joined.
     #[serde(flatten)]
-    pub errors: Errors,
+    pub common: Common,
 }
 
 impl ConnectReport {
     pub fn new(settings: Settings, gateways: Vec<String>, measured: Measured) -> Self {
+        let common = Common {
+            servers: measured.servers,
+            timeline: measured.timeline,
+            errors: measured.errors,
+            ..Common::new(gateways)
+        };
         let mut report = Self {
             ok: false,
-            sources: 1,
             settings,
-            gateways: gateways.into_iter().collect(),
             joined: measured.joined,
             dropped: measured.dropped,
             ramp_s: measured.ramp.as_secs_f64(),
             connect_us: measured.connect_us,
             join_us: measured.join_us,
-            servers: measured.servers,
             server_kib_per_connection: None,
             server_cpu_us_per_connection: None,
-            timeline: measured.timeline,
-            errors: measured.errors,
+            common,
         };
         report.derive();
         report
@@ -91,35 +85,29 @@ impl ConnectReport {
 
     /// Recomputes what follows from the counts (after a merge too).
     fn derive(&mut self) {
-        self.ok = self.joined == self.settings.connections && self.dropped == 0 && self.errors.count == 0;
+        self.ok = self.joined == self.settings.connections && self.dropped == 0 && self.common.errors.count == 0;
         let held = self.joined.saturating_sub(self.dropped) as f64;
-        if self.servers.is_empty() || held == 0.0 {
+        let servers = &self.common.servers;
+        if servers.is_empty() || held == 0.0 {
             return;
         }
-        let grown: f64 = self.servers.iter().map(|s| s.after.resident_bytes - s.before.resident_bytes).sum();
-        let cpu = server_stats::cpu_seconds(&self.servers);
+        let grown: f64 = servers.iter().map(|s| s.after.resident_bytes - s.before.resident_bytes).sum();
+        let cpu = server_stats::cpu_seconds(servers);
         self.server_kib_per_connection = Some(grown / 1024.0 / held);
         self.server_cpu_us_per_connection = Some(cpu * 1e6 / self.joined as f64);
     }
 
-    /// Adds the report of a run made at the same time against the same gateways: their
-    /// server numbers are the same for both, so the first run's are kept.
+    /// Adds the report of a run made at the same time against the same gateways.
     pub fn merge(&mut self, other: ConnectReport) {
-        self.sources += other.sources;
         self.settings.connections += other.settings.connections;
         self.settings.rate_per_s += other.settings.rate_per_s;
         self.settings.source_ips += other.settings.source_ips;
-        self.gateways.extend(other.gateways);
         self.joined += other.joined;
         self.dropped += other.dropped;
         self.ramp_s = self.ramp_s.max(other.ramp_s);
         self.connect_us.add(&other.connect_us);
         self.join_us.add(&other.join_us);
-        if self.servers.is_empty() {
-            self.servers = other.servers;
-        }
-        self.errors.add(other.errors);
-        crate::live::merge(&mut self.timeline, other.timeline);
+        self.common.merge(other.common);
         self.derive();
     }
 
@@ -129,11 +117,11 @@ impl ConnectReport {
         let _ = writeln!(
             text,
             "connect {verdict}: {} of {} connections joined in {:.1} s ({} lost while held), {} errors",
-            self.joined, self.settings.connections, self.ramp_s, self.dropped, self.errors.count
+            self.joined, self.settings.connections, self.ramp_s, self.dropped, self.common.errors.count
         );
         let _ = writeln!(text, "  connect {}", self.connect_us.describe());
         let _ = writeln!(text, "  join    {}", self.join_us.describe());
-        for server in &self.servers {
+        for server in &self.common.servers {
             let _ = writeln!(
                 text,
                 "  {}: {:.0} connections, RSS {:.1} -> {:.1} MiB, CPU {:.2} s",
@@ -150,7 +138,7 @@ impl ConnectReport {
                 "  gateways: {kib:.2} KiB of RSS per connection held, {cpu:.0} CPU-µs per connection opened"
             );
         }
-        for sample in &self.errors.samples {
+        for sample in &self.common.errors.samples {
             let _ = writeln!(text, "  error: {sample}");
         }
         text.trim_end().to_string()

@@ -175,11 +175,11 @@ pub async fn run(args: NegotiateArgs) -> anyhow::Result<NegotiateReport> {
             Ok(Ok(room)) => rooms.push(room),
             Ok(Err(error)) => {
                 report.rooms_failed += 1;
-                report.errors.record(format!("setting up a room: {error:#}"));
+                report.common.errors.record(format!("setting up a room: {error:#}"));
             }
             Err(_) => {
                 report.rooms_failed += 1;
-                report.errors.record(format!("setting up a room took longer than {:?}", args.setup_timeout));
+                report.common.errors.record(format!("setting up a room took longer than {:?}", args.setup_timeout));
             }
         }
     }
@@ -211,19 +211,19 @@ pub async fn run(args: NegotiateArgs) -> anyhow::Result<NegotiateReport> {
                 report.add_room(stats);
                 finished += 1;
             }
-            Ok(Err(panic)) => report.errors.record(format!("a room's task failed: {panic}")),
+            Ok(Err(panic)) => report.common.errors.record(format!("a room's task failed: {panic}")),
             Err(_) => {
                 task.abort();
-                report.errors.record(format!("a room was still running {bound:?} after the start"));
+                report.common.errors.record(format!("a room was still running {bound:?} after the start"));
             }
         }
     }
-    report.timeline = watch.finish().await;
+    report.common.timeline = watch.finish().await;
     let after = server_stats::sample_all(&args.metrics_urls).await?;
-    report.servers = server_stats::pair(&args.metrics_urls, before, after);
+    report.common.servers = server_stats::pair(&args.metrics_urls, before, after);
     if let Some(path) = &args.plot {
         let title = format!("negotiate: {} rooms of {}", plan.rooms, plan.room_size);
-        plot::draw(&report.timeline, &title, "messages received", "one-way latency", path)?;
+        plot::draw(&report.common.timeline, &title, "messages received", "one-way latency", path)?;
         eprintln!("plotted into {}", path.display());
     }
     report.finish((ended - start).as_secs_f64());

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::room::{RoomStats, Setup};
 use crate::histogram::Latency;
-use crate::live::Timeline;
-use crate::server_stats::{self, ServerStats};
-use crate::tally::{Errors, Tally};
+use crate::report::Common;
+use crate::server_stats;
+use crate::tally::Tally;
 
 /// What was asked for. In a merged report, `rooms` and `rate_msgs_per_s` are totals.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -30,10 +30,7 @@ pub struct Settings {
 pub struct NegotiateReport {
     /// Every message arrived once, intact, in order; every room ran; no error.
     pub ok: bool,
-    /// How many load-tester processes this report covers.
-    pub sources: u64,
     pub settings: Settings,
-    pub gateways: BTreeSet<String>,
     /// The gateways' node ids, as their `welcome` messages said.
     pub nodes: BTreeSet<String>,
     pub connections: u64,
@@ -54,23 +51,18 @@ pub struct NegotiateReport {
     /// How late negotiations started against the schedule: large values mean the
     /// cluster (or this tester) could not keep up with the offered rate.
     pub schedule_lag_us: Latency,
-    /// The gateways' own numbers at the start and the end of the load phase, when their
-    /// metrics URLs were given (a merged report keeps the first run's).
-    pub servers: Vec<ServerStats>,
     /// The gateways' CPU time per message received, summed over gateways (the tester
     /// and Redis not included).
     pub server_cpu_us_per_message: Option<f64>,
-    /// Second by second: messages received, their latency percentiles, errors.
-    #[serde(default)]
-    pub timeline: Timeline,
-    /// `errors` and up to 20 `error_samples`.
+    /// Sources, gateways, errors; the servers' numbers are from the start and the end
+    /// of the load phase; the timeline counts messages received.
     #[serde(flatten)]
-    pub errors: Errors,
+    pub common: Common,
 }
 
 impl NegotiateReport {
     pub fn new(settings: Settings, gateways: &[String]) -> Self {
-        Self { sources: 1, settings, gateways: gateways.iter().cloned().collect(), ..Self::default() }
+        Self { settings, common: Common::new(gateways.iter().cloned()), ..Self::default() }
     }
 
     pub fn add_setup(&mut self, setup: &Setup) {
@@ -86,27 +78,27 @@ impl NegotiateReport {
         self.negotiation_us.add(&room.negotiation);
         self.schedule_lag_us.add(&room.schedule_lag);
         self.negotiations += room.negotiations;
-        self.errors.add(room.errors);
+        self.common.errors.add(room.errors);
     }
 
     /// Closes the report of a load phase that lasted `elapsed_s`.
     pub fn finish(&mut self, elapsed_s: f64) {
         self.elapsed_s = elapsed_s;
         self.throughput_msgs_per_s = if elapsed_s > 0.0 { self.messages.received as f64 / elapsed_s } else { 0.0 };
-        self.ok = self.messages.is_clean() && self.rooms_failed == 0 && self.errors.count == 0;
+        self.ok = self.messages.is_clean() && self.rooms_failed == 0 && self.common.errors.count == 0;
         self.derive_server_cost();
     }
 
     fn derive_server_cost(&mut self) {
         let received = self.messages.received as f64;
-        self.server_cpu_us_per_message = (!self.servers.is_empty() && received > 0.0)
-            .then(|| server_stats::cpu_seconds(&self.servers) * 1e6 / received);
+        let servers = &self.common.servers;
+        self.server_cpu_us_per_message =
+            (!servers.is_empty() && received > 0.0).then(|| server_stats::cpu_seconds(servers) * 1e6 / received);
     }
 
     /// Adds the report of a run made at the same time as this one.
     pub fn merge(&mut self, other: NegotiateReport) {
         self.ok &= other.ok;
-        self.sources += other.sources;
         let (mine, theirs) = (&mut self.settings, other.settings);
         mine.rooms += theirs.rooms;
         mine.rate_msgs_per_s = match (mine.rate_msgs_per_s, theirs.rate_msgs_per_s) {
@@ -114,7 +106,6 @@ impl NegotiateReport {
             _ => None,
         };
         mine.duration_s = mine.duration_s.max(theirs.duration_s);
-        self.gateways.extend(other.gateways);
         self.nodes.extend(other.nodes);
         self.connections += other.connections;
         self.rooms_failed += other.rooms_failed;
@@ -127,11 +118,7 @@ impl NegotiateReport {
         self.connect_us.add(&other.connect_us);
         self.join_us.add(&other.join_us);
         self.schedule_lag_us.add(&other.schedule_lag_us);
-        self.errors.add(other.errors);
-        crate::live::merge(&mut self.timeline, other.timeline);
-        if self.servers.is_empty() {
-            self.servers = other.servers;
-        }
+        self.common.merge(other.common);
         self.derive_server_cost();
     }
 
@@ -146,11 +133,11 @@ impl NegotiateReport {
             "negotiate: {} rooms of {} over {} gateway address(es), {} node(s), {}, {:.1} s of load from {} source(s)",
             s.rooms,
             s.room_size,
-            self.gateways.len(),
+            self.common.gateways.len(),
             self.nodes.len(),
             offered,
             self.elapsed_s,
-            self.sources
+            self.common.sources
         );
         let _ = writeln!(
             out,
@@ -170,11 +157,11 @@ impl NegotiateReport {
             let _ = writeln!(out, "  schedule lag:    {}", self.schedule_lag_us.describe());
         }
         if let Some(cpu) = self.server_cpu_us_per_message {
-            let seconds = server_stats::cpu_seconds(&self.servers);
+            let seconds = server_stats::cpu_seconds(&self.common.servers);
             let _ = writeln!(out, "  gateways: {seconds:.2} CPU-s, {cpu:.1} CPU-µs per message received");
         }
-        let _ = write!(out, "  errors: {}", self.errors.count);
-        for sample in &self.errors.samples {
+        let _ = write!(out, "  errors: {}", self.common.errors.count);
+        for sample in &self.common.errors.samples {
             let _ = write!(out, "\n    {sample}");
         }
         out

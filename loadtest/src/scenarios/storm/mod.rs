@@ -135,7 +135,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<StormReport> {
         max_lost: args.max_lost,
     };
     let mut report = StormReport::new(settings, urls, disruption, pairwise(outcomes), elapsed, servers);
-    report.timeline = timeline;
+    report.common.timeline = timeline;
     Ok(report)
 }
 

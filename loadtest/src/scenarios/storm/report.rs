@@ -1,7 +1,6 @@
 //! The `storm` scenario's report: one JSON document per run, which merges with the
 //! reports of runs made at the same time.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::exchange::Outcome;
 use crate::histogram::Latency;
-use crate::live::Timeline;
+use crate::report::Common;
 use crate::server_stats::ServerStats;
 use crate::tally::{Errors, Tally};
 
@@ -63,9 +62,7 @@ pub struct StormReport {
     /// No member failed, the disruption ran, nothing was duplicated or reordered, and
     /// at most `settings.max_lost` messages were lost.
     pub ok: bool,
-    pub sources: u64,
     pub settings: Settings,
-    pub gateways: BTreeSet<String>,
     pub disruption: Option<Disruption>,
     pub elapsed_s: f64,
     /// Every numbered message, by what became of it (`received` counts each once,
@@ -77,12 +74,10 @@ pub struct StormReport {
     pub reconnections: Reconnections,
     /// Members whose client gave up (could not reconnect within --give-up-after).
     pub members_failed: u64,
-    pub servers: Vec<ServerStats>,
-    /// Second by second: messages received (the disruption shows as a dip) and errors.
-    #[serde(default)]
-    pub timeline: Timeline,
+    /// Sources, gateways, servers, errors; the timeline counts messages received (the
+    /// disruption shows as a dip).
     #[serde(flatten)]
-    pub errors: Errors,
+    pub common: Common,
 }
 
 impl StormReport {
@@ -130,18 +125,14 @@ impl StormReport {
         }
         let mut report = Self {
             ok: false,
-            sources: 1,
             settings,
-            gateways: gateways.into_iter().collect(),
             disruption,
             elapsed_s: elapsed.as_secs_f64(),
             messages,
             refused,
             reconnections,
             members_failed,
-            servers,
-            timeline: Timeline::new(),
-            errors,
+            common: Common { servers, errors, ..Common::new(gateways) },
         };
         report.derive();
         report
@@ -149,7 +140,7 @@ impl StormReport {
 
     fn derive(&mut self) {
         let messages = &self.messages;
-        self.ok = self.errors.count == 0
+        self.ok = self.common.errors.count == 0
             && messages.duplicated == 0
             && messages.out_of_order == 0
             && messages.lost <= self.settings.max_lost;
@@ -158,22 +149,16 @@ impl StormReport {
     /// Adds the report of a run made at the same time (its own rooms, the same
     /// disruption): the first run's disruption and server numbers are kept.
     pub fn merge(&mut self, other: StormReport) {
-        self.sources += other.sources;
         self.settings.pairs += other.settings.pairs;
         self.settings.rate_per_s += other.settings.rate_per_s;
         self.settings.max_lost += other.settings.max_lost;
-        self.gateways.extend(other.gateways);
         self.disruption = self.disruption.take().or(other.disruption);
         self.elapsed_s = self.elapsed_s.max(other.elapsed_s);
         self.messages.add(&other.messages);
         self.refused += other.refused;
         self.reconnections.add(&other.reconnections);
         self.members_failed += other.members_failed;
-        if self.servers.is_empty() {
-            self.servers = other.servers;
-        }
-        self.errors.add(other.errors);
-        crate::live::merge(&mut self.timeline, other.timeline);
+        self.common.merge(other.common);
         self.derive();
     }
 
@@ -196,7 +181,7 @@ impl StormReport {
             r.count, r.members, r.resumed, r.resumed_with_gap, r.new_sessions
         );
         let _ = writeln!(text, "  reconnect {}", r.time_us.describe());
-        for sample in &self.errors.samples {
+        for sample in &self.common.errors.samples {
             let _ = writeln!(text, "  error: {sample}");
         }
         text.trim_end().to_string()
