@@ -62,3 +62,59 @@ impl Report {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Common;
+
+    /// What one tester process would report in common: one gateway, one error.
+    fn common(gateway: &str) -> Common {
+        let mut common = Common::new([gateway.to_string()]);
+        common.errors.record(format!("an error at {gateway}"));
+        common
+    }
+
+    fn every_scenario(gateway: &str) -> [Report; 4] {
+        [
+            Report::Negotiate(negotiate::NegotiateReport { common: common(gateway), ..Default::default() }),
+            Report::Connect(connect::ConnectReport { common: common(gateway), ..Default::default() }),
+            Report::Churn(churn::ChurnReport { common: common(gateway), ..Default::default() }),
+            Report::Storm(storm::StormReport { common: common(gateway), ..Default::default() }),
+        ]
+    }
+
+    fn common_of(report: &Report) -> &Common {
+        match report {
+            Report::Negotiate(report) => &report.common,
+            Report::Connect(report) => &report.common,
+            Report::Churn(report) => &report.common,
+            Report::Storm(report) => &report.common,
+        }
+    }
+
+    /// Printed and read back as `merge` reads it, with the shared keys at the top of
+    /// the document, where scripts and earlier reports have them.
+    fn through_json(report: Report) -> Report {
+        let text = serde_json::to_string(&report).unwrap();
+        let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for key in ["scenario", "ok", "sources", "gateways", "servers", "timeline", "errors", "error_samples"] {
+            assert!(document.get(key).is_some(), "no {key:?} at the top of {text}");
+        }
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Every scenario's report merges the part all share: sources and errors add up,
+    /// the gateways are both runs'.
+    #[test]
+    fn the_shared_part_of_every_report_survives_json_and_merges() {
+        for (mine, theirs) in every_scenario("ws://a").into_iter().zip(every_scenario("ws://b")) {
+            let merged = through_json(mine).merge(through_json(theirs)).unwrap();
+            let common = common_of(&merged);
+            assert_eq!(common.sources, 2);
+            assert_eq!(common.gateways.iter().collect::<Vec<_>>(), ["ws://a", "ws://b"]);
+            assert_eq!(common.errors.count, 2);
+            assert_eq!(common.errors.samples, ["an error at ws://a", "an error at ws://b"]);
+        }
+    }
+}
