@@ -9,6 +9,7 @@
 //! - [`tls_proxy`]: a TLS-terminating proxy, for pages served over https/wss.
 //! - [`balancer`]: a TCP load balancer, for rolling restarts behind one address.
 //! - [`expect`]: assertions on what a client receives.
+//! - [`scrape`]: a service's `/metrics`, read into values.
 //! - [`fake_kube`]: a fake Kubernetes API serving EndpointSlices, for discovery.
 //! - [`otlp`]: an OTLP trace collector, to see the spans the services export;
 //!   [`prometheus`]: a real Prometheus scraping them.
@@ -21,6 +22,7 @@ pub mod link;
 pub mod otlp;
 pub mod processes;
 pub mod prometheus;
+pub mod scrape;
 pub mod tls_proxy;
 
 use std::net::SocketAddr;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use e2e::http_get;
 use e2e::processes::ProcessCluster;
+use e2e::scrape::Scrape;
 use protocol::client::{Backoff, Client, ClientError, ReconnectingClient, Start};
 use protocol::{ErrorCode, JsonData, Request, ServerMessage};
 use serde_json::json;
@@ -228,7 +229,7 @@ async fn signaling_again_without_a_restart<R>(
     for index in 0..2 {
         assert!(cluster.gateway_running(index), "gateway {index} was not restarted");
         testkit::eventually("a gateway that dropped its state serves again", Duration::from_secs(30), || async {
-            (state_losses(cluster, index).await > 0 && readiness(cluster, index).await == 200).then_some(())
+            (state_losses(cluster, index).await > 0.0 && readiness(cluster, index).await == 200).then_some(())
         })
         .await;
     }
@@ -238,13 +239,9 @@ async fn signaling_again_without_a_restart<R>(
     assert!(cluster.room_service(0).is_running(), "the room service was not restarted");
 }
 
-/// How often gateway `index` has dropped its state (`switchboard_gateway_state_losses_total`).
-async fn state_losses<R>(cluster: &ProcessCluster<R>, index: usize) -> u64 {
-    let (_, metrics) = http_get(&format!("http://{}", cluster.gateway(index).admin_addr()), "/metrics").await;
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("switchboard_gateway_state_losses_total "))
-        .map_or(0, |value| value.trim().parse::<f64>().unwrap_or(0.0) as u64)
+/// How often gateway `index` has dropped its state.
+async fn state_losses<R>(cluster: &ProcessCluster<R>, index: usize) -> f64 {
+    Scrape::of(cluster.gateway(index).admin_addr()).await.value("switchboard_gateway_state_losses_total")
 }
 
 /// A Redis Cluster of three masters with a replica each, the services given its URL.
