@@ -1,6 +1,7 @@
 //! Without trace export, the spans that follow each message ([`FLOW`]) are not made at
 //! all: the relay path creates two or three per message, and a span nobody records
-//! still costs its creation and close (about 3 % of a gateway's CPU, docs/benchmarks.md).
+//! still costs its creation and close (about 4 % of a gateway's self time in a profile,
+//! docs/benchmarks.md).
 //! Its own test binary: it installs the process's global subscriber.
 
 use common::telemetry::{FLOW, Telemetry, TelemetryConfig};

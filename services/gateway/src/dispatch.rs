@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bus::envelope::{self, Body, BodyRef, HandoverData};
+use bus::envelope::{self, Body, BodyRef, Decoded, Envelope, HandoverData};
 use bus::{Incoming, Topic};
 use common::telemetry::{FLOW, propagation};
 
@@ -40,8 +40,7 @@ fn dispatch(gateway: &Arc<Gateway>, bytes: &[u8]) {
     let kind = body_kind(envelope.body);
     metrics::envelope_received(kind);
     tracing::trace!(room = envelope.room, origin = envelope.origin_node, body = kind, "envelope");
-    if let BodyRef::Other(Body::HandoverData(_)) = envelope.body {
-        let Some(Body::HandoverData(data)) = decoded.into_other_body() else { unreachable!("a handover") };
+    if let Decoded::Owned(Envelope { body: Some(Body::HandoverData(data)), .. }) = decoded {
         tracing::debug!(peer = data.peer_id, "handover received");
         metrics::handover(false);
         return gateway.handovers.deliver(data);
@@ -82,10 +81,8 @@ async fn hand_over(gateway: Arc<Gateway>, to: String, data: HandoverData) {
 
 fn body_kind(body: BodyRef<'_>) -> &'static str {
     match body {
-        BodyRef::Signal(_) => "signal",
-        BodyRef::Broadcast(_) => "broadcast",
-        BodyRef::Other(Body::Signal(_)) => "signal",
-        BodyRef::Other(Body::Broadcast(_)) => "broadcast",
+        BodyRef::Signal(_) | BodyRef::Other(Body::Signal(_)) => "signal",
+        BodyRef::Broadcast(_) | BodyRef::Other(Body::Broadcast(_)) => "broadcast",
         BodyRef::Other(Body::PeerJoined(_)) => "peer_joined",
         BodyRef::Other(Body::PeerLeft(_)) => "peer_left",
         BodyRef::Other(Body::SessionMoved(_)) => "session_moved",

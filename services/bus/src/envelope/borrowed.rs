@@ -167,7 +167,8 @@ fn put_nested_key(tag: u32, len: usize, buffer: &mut BytesMut) {
     encode_varint(len as u64, buffer);
 }
 
-/// What [`decode_ref`] read: borrowed from the bytes, or decoded whole.
+/// What [`decode_ref`] read: borrowed from the bytes, or decoded whole (whose body a
+/// caller may then take, as the dispatcher takes a handover's data).
 #[derive(Debug)]
 pub enum Decoded<'a> {
     Borrowed { envelope: EnvelopeRef<'a>, trace_context: HashMap<String, String> },
@@ -187,19 +188,6 @@ impl Decoded<'_> {
         match self {
             Decoded::Borrowed { trace_context, .. } => trace_context,
             Decoded::Owned(envelope) => &envelope.trace_context,
-        }
-    }
-
-    /// The body, owned, if it is not a signal or broadcast (say, handover data that is
-    /// handed on as it is).
-    pub fn into_other_body(self) -> Option<Body> {
-        match self {
-            Decoded::Owned(Envelope { body: Some(body), .. })
-                if !matches!(body, Body::Signal(_) | Body::Broadcast(_)) =>
-            {
-                Some(body)
-            }
-            _ => None,
         }
     }
 }
@@ -380,7 +368,7 @@ mod tests {
         assert_eq!(encode_ref(EnvelopeRef::of(&left), &HashMap::new()), encoded, "other bodies are written alike");
         let decoded = decode_ref(&encoded).unwrap();
         assert_eq!(decoded.envelope(), EnvelopeRef::of(&left));
-        assert_eq!(decoded.into_other_body(), left.body);
+        assert!(matches!(&decoded, Decoded::Owned(owned) if owned.body == left.body), "kept whole, to be taken");
 
         // The room twice (the last one counts), and an unknown field 99.
         let mut bytes = encode(&signal("1")).to_vec();

@@ -29,8 +29,8 @@ impl Registry {
         match envelope.body {
             // This node publishes a signal only if it did not deliver it (see routing):
             // its own are delivered like any other's.
+            // Rendered only where its target is: every gateway of the room receives it.
             BodyRef::Signal(signal) => {
-                let frame = render::signal(room, signal.from_peer, signal.kind, signal.data_json);
                 let mut state = self.lock();
                 let state = &mut *state;
                 let to = signal.to_peer;
@@ -40,6 +40,7 @@ impl Registry {
                 }
                 if let Some(membership) = local_room.members.get_mut(to) {
                     let _delivery = tracing::info_span!(target: FLOW, "signal.deliver", peer = to).entered();
+                    let frame = render::signal(room, signal.from_peer, signal.kind, signal.data_json);
                     deliver(&mut state.peers, to, membership, &frame);
                     if !own {
                         metrics::signal_delivered(envelope.sent_at_us);
