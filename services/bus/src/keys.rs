@@ -89,6 +89,11 @@ impl Keyspace {
         key
     }
 
+    /// The room of a room's channel, if it is one.
+    pub fn room_of_channel<'c>(&self, channel: &'c str) -> Option<&'c str> {
+        channel.strip_prefix(self.prefix.as_str())?.strip_prefix("room:{")?.strip_suffix('}')
+    }
+
     /// The room of an info key, if it is one.
     pub fn room_of_info_key<'k>(&self, key: &'k str) -> Option<&'k str> {
         key.strip_prefix(self.prefix.as_str())?.strip_prefix("room:{")?.strip_suffix("}:info")
@@ -112,5 +117,8 @@ mod tests {
         assert_eq!(keys.room_of_info_key("sb:room:{demo}:info"), Some("demo"));
         assert_eq!(keys.room_of_info_key("sb:room:{demo}:members"), None);
         assert_eq!(keys.room_of_info_key("other:room:{demo}:info"), None);
+        assert_eq!(keys.room_of_channel(&keys.room_channel("demo")), Some("demo"));
+        assert_eq!(keys.room_of_channel("sb:node:{gw-1}"), None);
+        assert_eq!(keys.room_of_channel("sb:room:{demo}:members"), None);
     }
 }

@@ -21,7 +21,9 @@
 //! - At most once: a message is delivered to each node subscribed when it was published,
 //!   or, when the bus fails or a node falls too far behind, not at all. Nothing is
 //!   retried by the bus itself, but a node is told when it may have missed messages:
-//!   [`Bus::interruptions`] counts up.
+//!   [`Bus::interruptions`] counts up; or, when only some rooms' channels were
+//!   affected (a Redis Cluster slot moved to another master), [`Bus::room_gaps`] names
+//!   those rooms.
 //! - `subscribe` returns once the subscription is active: anything published after it
 //!   returns reaches this node. (The gateway's joins depend on it; fred's own
 //!   `subscribe` does not promise it, see `RedisBus::subscribe`.)
@@ -30,6 +32,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -48,6 +51,9 @@ pub use redis::{RedisBus, RedisConfig};
 
 /// The stream of encoded envelopes arriving on a node's subscriptions.
 pub type Incoming = tokio::sync::mpsc::Receiver<Bytes>;
+
+/// Batches of rooms whose messages a node may have missed ([`Bus::room_gaps`]).
+pub type RoomGaps = tokio::sync::broadcast::Receiver<Arc<[String]>>;
 
 /// A publish under way ([`Bus::publish`]).
 pub type Publishing<'a> = Pin<Box<dyn Future<Output = Result<(), BusError>> + Send + 'a>>;
@@ -98,4 +104,12 @@ pub trait Bus: Send + Sync + 'static {
     /// re-established after a lost connection, or it fell too far behind. Whatever a
     /// node derives from the messages it received is suspect after each increment.
     fn interruptions(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// Rooms on whose channel this node may have missed messages while its other
+    /// channels held, in batches: in a Redis Cluster, the slot of their channel moved
+    /// to another master (a resharding, a failover), which drops the channel's
+    /// subscribers until the node subscribes again there. A receiver that falls behind
+    /// gets `Lagged` and no longer knows which rooms: every room is then suspect, as
+    /// after an interruption. Closed when the bus has no such partial losses (memory).
+    fn room_gaps(&self) -> RoomGaps;
 }

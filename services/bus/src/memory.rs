@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use crate::{Bus, BusError, Incoming, Keyspace, Publishing, Topic};
+use crate::{Bus, BusError, Incoming, Keyspace, Publishing, RoomGaps, Topic};
 
 /// Channel names inside a hub (which has no prefix to share with anyone).
 fn channel(topic: Topic<'_>) -> String {
@@ -125,6 +125,11 @@ impl Bus for MemoryBus {
             Some(queue) => queue.interruptions.subscribe(),
             None => watch::Sender::new(0).subscribe(),
         }
+    }
+
+    /// One process loses no room's messages alone: the stream is closed at once.
+    fn room_gaps(&self) -> RoomGaps {
+        tokio::sync::broadcast::channel(1).1
     }
 }
 

@@ -6,15 +6,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use metrics::{Counter, Unit, counter, describe_counter, describe_gauge, gauge};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
-use crate::{Bus, BusError, Publishing, Topic};
+use crate::{Bus, BusError, Publishing, RoomGaps, Topic};
 
 pub const PUBLISHED: &str = "switchboard_bus_published_total";
 pub const PUBLISHED_BYTES: &str = "switchboard_bus_published_bytes_total";
 pub const PUBLISH_ERRORS: &str = "switchboard_bus_publish_errors_total";
 pub const SUBSCRIBE_ERRORS: &str = "switchboard_bus_subscribe_errors_total";
 pub const INTERRUPTIONS: &str = "switchboard_bus_interruptions_total";
+pub const ROOM_GAPS: &str = "switchboard_bus_room_gaps_total";
 pub const CONNECTED: &str = "switchboard_bus_connected";
 
 pub fn describe() {
@@ -26,8 +27,12 @@ pub fn describe() {
         INTERRUPTIONS,
         "Times this node may have missed bus messages: the subscriber reconnected (and resubscribed) or fell behind."
     );
+    describe_counter!(
+        ROOM_GAPS,
+        "Rooms on whose channel this node may have missed bus messages while its other channels held (a Redis Cluster slot moved to another master)."
+    );
     describe_gauge!(CONNECTED, "1 while the bus answers this node's checks, else 0.");
-    for name in [PUBLISHED, PUBLISHED_BYTES, PUBLISH_ERRORS, SUBSCRIBE_ERRORS, INTERRUPTIONS] {
+    for name in [PUBLISHED, PUBLISHED_BYTES, PUBLISH_ERRORS, SUBSCRIBE_ERRORS, INTERRUPTIONS, ROOM_GAPS] {
         counter!(name).absolute(0);
     }
 }
@@ -45,14 +50,26 @@ pub struct Metered {
 }
 
 impl Metered {
-    /// Wraps `inner`. Must be called inside a Tokio runtime: a task follows the
-    /// interruption count into its counter.
+    /// Wraps `inner`. Must be called inside a Tokio runtime: tasks follow the
+    /// interruption count and the room gaps into their counters.
     pub fn new(inner: Arc<dyn Bus>) -> Self {
         let mut interruptions = inner.interruptions();
         tokio::spawn(async move {
             while interruptions.changed().await.is_ok() {
                 let count = *interruptions.borrow_and_update();
                 counter!(INTERRUPTIONS).absolute(count);
+            }
+        });
+        let mut gaps = inner.room_gaps();
+        tokio::spawn(async move {
+            loop {
+                match gaps.recv().await {
+                    Ok(rooms) => counter!(ROOM_GAPS).increment(rooms.len() as u64),
+                    // Batches this counter missed; the gateway's own receiver treats
+                    // them as an interruption, which is counted there.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
             }
         });
         Self { inner }
@@ -105,5 +122,9 @@ impl Bus for Metered {
 
     fn interruptions(&self) -> watch::Receiver<u64> {
         self.inner.interruptions()
+    }
+
+    fn room_gaps(&self) -> RoomGaps {
+        self.inner.room_gaps()
     }
 }

@@ -219,6 +219,10 @@ impl TestCluster {
         RoomServiceClient::connect(format!("http://{addr}")).await.expect("connect to the room service")
     }
 
+    pub fn redis_cluster(&self) -> &RedisCluster {
+        self.redis_cluster.as_ref().expect("this cluster runs a Redis Cluster")
+    }
+
     pub fn redis_server(&mut self) -> &mut RedisServer {
         self.redis.as_mut().expect("this cluster runs Redis")
     }

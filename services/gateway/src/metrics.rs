@@ -40,6 +40,7 @@ pub const DRAINING: &str = "switchboard_gateway_draining";
 pub const DRAIN_SESSIONS: &str = "switchboard_gateway_drain_sessions_remaining";
 pub const STATE_LOSSES: &str = "switchboard_gateway_state_losses_total";
 pub const LEASE_RENEWAL_FAILURES: &str = "switchboard_gateway_lease_renewal_failures_total";
+pub const ROOM_REPAIRS: &str = "switchboard_gateway_room_repairs_total";
 
 /// How a resume went.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +91,10 @@ pub fn describe() {
     describe_gauge!(DRAIN_SESSIONS, "While draining: sessions not yet handed over or ended.");
     describe_counter!(STATE_LOSSES, "Times the gateway dropped its standing (lease lost, bus interrupted).");
     describe_counter!(LEASE_RENEWAL_FAILURES, "Lease renewals that failed.");
+    describe_counter!(
+        ROOM_REPAIRS,
+        "Rooms whose bus messages were lost while the others' were not (a Redis Cluster slot moved): local members told to reconnect, view read again."
+    );
 
     for code in [CloseCode::Normal, CloseCode::GoingAway, CloseCode::SlowConsumer, CloseCode::IdleTimeout] {
         counter!(CONNECTIONS_CLOSED, "code" => code_label(code)).absolute(0);
@@ -100,7 +105,7 @@ pub fn describe() {
     for direction in ["sent", "received"] {
         counter!(HANDOVERS, "direction" => direction).absolute(0);
     }
-    for name in [SEND_QUEUE_DROPS, SLOW_CONSUMERS, STATE_LOSSES, LEASE_RENEWAL_FAILURES] {
+    for name in [SEND_QUEUE_DROPS, SLOW_CONSUMERS, STATE_LOSSES, LEASE_RENEWAL_FAILURES, ROOM_REPAIRS] {
         counter!(name).absolute(0);
     }
     for reason in AUTH_REASONS {
@@ -231,6 +236,10 @@ pub fn handover(sent: bool) {
 
 pub fn state_lost() {
     counter!(STATE_LOSSES).increment(1);
+}
+
+pub fn room_repaired() {
+    counter!(ROOM_REPAIRS).increment(1);
 }
 
 pub fn lease_renewal_failed() {

@@ -161,6 +161,7 @@ pub async fn run(
     let mut background = vec![
         tokio::spawn(dispatch::run(incoming, gateway.clone())),
         tokio::spawn(recovery::watch_bus(gateway.clone())),
+        tokio::spawn(recovery::watch_room_gaps(gateway.clone())),
     ];
     if gateway.mode != Mode::Embedded {
         background.push(tokio::spawn(lease::keep(gateway.clone())));

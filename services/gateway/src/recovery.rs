@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use protocol::{CloseCode, ServerMessage};
 use room_service::RoomError;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{RwLock, RwLockReadGuard};
 
 use crate::config::Mode;
@@ -153,11 +154,67 @@ pub async fn rejoin(gateway: &Gateway) -> Result<(), RoomError> {
 pub async fn watch_bus(gateway: std::sync::Arc<Gateway>) {
     let mut interruptions = gateway.bus.interruptions();
     while interruptions.changed().await.is_ok() {
-        lose_state(&gateway, "the message bus may have dropped messages for this gateway").await;
-        if gateway.mode == Mode::Embedded
-            && let Err(error) = rejoin(&gateway).await
-        {
-            tracing::error!(%error, "could not serve again");
+        lose_state_for_the_bus(&gateway, "the message bus may have dropped messages for this gateway").await;
+    }
+}
+
+async fn lose_state_for_the_bus(gateway: &Gateway, why: &str) {
+    lose_state(gateway, why).await;
+    if gateway.mode == Mode::Embedded
+        && let Err(error) = rejoin(gateway).await
+    {
+        tracing::error!(%error, "could not serve again");
+    }
+}
+
+/// Repairs each room the bus reports it may have dropped messages of while the other
+/// rooms' arrived (a Redis Cluster slot moved): the gateway keeps serving, and only the
+/// room's local members are told (`reconnect`, `state_lost`; their resume reports a
+/// gap). The room's view, which may have missed joins and leaves, is read again.
+/// Whatever cannot be repaired that way (the room service does not answer, or the
+/// reports fell behind and no longer say which rooms) loses the whole state instead.
+pub async fn watch_room_gaps(gateway: std::sync::Arc<Gateway>) {
+    let mut gaps = gateway.bus.room_gaps();
+    loop {
+        match gaps.recv().await {
+            Ok(rooms) => {
+                for room in rooms.iter() {
+                    if let Err(error) = repair_room(&gateway, room).await {
+                        tracing::error!(room, %error, "could not read a room again after its messages were lost");
+                        lose_state_for_the_bus(&gateway, "a room's view could not be read again").await;
+                        break;
+                    }
+                }
+            }
+            Err(RecvError::Lagged(_)) => {
+                lose_state_for_the_bus(&gateway, "the rooms whose messages the bus lost are not known").await;
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn repair_room(gateway: &Gateway, room: &str) -> Result<(), RoomError> {
+    let reconnect = render::message(&ServerMessage::Reconnect { reason: "state_lost".into() });
+    let sessions = gateway.registry.lose_room_messages(room, &reconnect);
+    tracing::warn!(
+        room,
+        sessions,
+        "the bus may have lost some of a room's messages: its sessions are told to reconnect"
+    );
+    metrics::room_repaired();
+    if !gateway.registry.begin_view_rebuild(room) {
+        return Ok(());
+    }
+    match gateway.rooms.members(room).await {
+        Ok(members) => {
+            let ids: Vec<String> = members.into_iter().map(|member| member.peer_id).collect();
+            gateway.registry.complete_view_rebuild(room, &ids);
+            Ok(())
+        }
+        Err(error) => {
+            gateway.registry.abandon_view_rebuild(room);
+            Err(error)
         }
     }
 }

@@ -100,6 +100,14 @@ impl Replay {
         Missed { frames, gap: self.dropped_through > last_seq }
     }
 
+    /// Counts a frame that was lost before it reached this gateway (the bus dropped
+    /// it): it takes a sequence number and is dropped at once, so a resume from before
+    /// it reports a gap.
+    pub fn lose_one(&mut self) {
+        self.dropped_through = self.next_seq;
+        self.next_seq += 1;
+    }
+
     /// Frames kept, for diagnostics and tests.
     pub fn kept(&self) -> usize {
         self.kept.len()
@@ -164,6 +172,19 @@ mod tests {
         by_bytes.record(&pong());
         by_bytes.record(&pong());
         assert_eq!(by_bytes.kept(), 1, "two 24-byte frames exceed 40 bytes");
+    }
+
+    #[test]
+    fn a_frame_lost_upstream_takes_a_number_and_is_a_gap() {
+        let mut replay = Replay::new(limits(10, 10_000));
+        replay.record(&pong());
+        replay.lose_one();
+        let after = replay.record(&pong());
+        assert!(after.as_str().ends_with(r#""seq":3}"#), "{}", after.as_str());
+        let missed = replay.missed_after(1);
+        assert!(missed.gap, "seq 2 never existed here");
+        assert_eq!(missed.frames.len(), 1, "seq 3 is replayed");
+        assert!(!replay.missed_after(2).gap);
     }
 
     #[test]

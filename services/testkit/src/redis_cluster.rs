@@ -66,6 +66,18 @@ impl RedisCluster {
             .port
     }
 
+    /// A name (`s0`, `s1`, ...) whose key, as `key_of` makes it, another master than
+    /// the one of `key` serves: for a room that stays where another moves or fails.
+    pub async fn name_elsewhere(&self, key: &str, key_of: impl Fn(&str) -> String) -> String {
+        let master = self.master_of(key).await;
+        for name in (0..100).map(|i| format!("s{i}")) {
+            if self.master_of(&key_of(&name)).await != master {
+                return name;
+            }
+        }
+        panic!("none of 100 names hashes to another master than {key}'s");
+    }
+
     /// The ports of the masters serving hash slots now.
     pub async fn master_ports(&self) -> Vec<u16> {
         masters(&cli(self.live_port(), &["CLUSTER", "NODES"]).await).into_iter().map(|master| master.port).collect()
@@ -77,6 +89,59 @@ impl RedisCluster {
         let node = self.nodes.iter_mut().find(|node| node.port() == port).expect("the master is one of ours");
         node.kill().await;
         port
+    }
+
+    /// Kills the master serving `key` and starts it again in place (same port, same
+    /// identity and slots, no data), as a crash and a quick restart would, without a
+    /// replica taking over; waits until the cluster is healthy again. Returns its port.
+    pub async fn restart_master_of(&mut self, key: &str) -> u16 {
+        let port = self.master_of(key).await;
+        let node = self.nodes.iter_mut().find(|node| node.port() == port).expect("the master is one of ours");
+        node.restart().await;
+        self.wait_until_healthy(STARTUP_TIMEOUT).await;
+        port
+    }
+
+    /// Moves the hash slot of `key`, with its keys, from the master serving it to another
+    /// master, the way `redis-cli --cluster reshard` moves each slot (IMPORTING and
+    /// MIGRATING, MIGRATE of every key, then SETSLOT NODE on every master), and waits
+    /// until every live node places the slot there. Returns the ports of the old and the
+    /// new master.
+    pub async fn move_slot_of(&self, key: &str) -> (u16, u16) {
+        let from = self.master_of(key).await;
+        let to = *self.master_ports().await.iter().find(|port| **port != from).expect("another master");
+        let slot = cli(from, &["CLUSTER", "KEYSLOT", key]).await.trim().to_string();
+        let (from_id, to_id) = (node_id(from).await, node_id(to).await);
+        assert_ok(cli(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]).await);
+        assert_ok(cli(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]).await);
+        loop {
+            let listed = cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"]).await;
+            let keys: Vec<&str> = listed.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let to_port = to.to_string();
+            let mut migrate = vec!["MIGRATE", "127.0.0.1", to_port.as_str(), "", "0", "5000", "KEYS"];
+            migrate.extend(keys);
+            assert_ok(cli(from, &migrate).await);
+        }
+        // The new owner first, as redis-cli does, so the slot is never without one.
+        let others = self.master_ports().await.into_iter().filter(|port| *port != to && *port != from);
+        for port in [to, from].into_iter().chain(others) {
+            assert_ok(cli(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]).await);
+        }
+        let slot: u16 = slot.parse().expect("a slot number");
+        eventually("every node places the moved slot on its new master", STARTUP_TIMEOUT, || async {
+            for node in self.nodes.iter().filter(|node| node.is_running()) {
+                let seen = masters(&cli(node.port(), &["CLUSTER", "NODES"]).await);
+                if !seen.iter().any(|master| master.port == to && master.serves(slot)) {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await;
+        (from, to)
     }
 
     /// Waits until every live node says the cluster is ok and every live replica is in
@@ -146,6 +211,14 @@ fn masters(nodes: &str) -> Vec<Master> {
             (!slots.is_empty()).then_some(Master { port, slots })
         })
         .collect()
+}
+
+async fn node_id(port: u16) -> String {
+    cli(port, &["CLUSTER", "MYID"]).await.trim().to_string()
+}
+
+fn assert_ok(reply: String) {
+    assert_eq!(reply.trim(), "OK", "redis-cli answered {reply:?}");
 }
 
 async fn cli(port: u16, args: &[&str]) -> String {

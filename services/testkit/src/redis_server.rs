@@ -10,6 +10,8 @@ use crate::STARTUP_TIMEOUT;
 /// A redis-server child process on 127.0.0.1, persisting nothing. Killed on drop.
 pub struct RedisServer {
     port: u16,
+    /// What it was started with besides the port, to restart it the same way.
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -59,7 +61,8 @@ impl RedisServer {
             let args = args();
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             if let Some(child) = spawn(port, &args).await {
-                return Self { port, child: Some(child) };
+                let args = args.iter().map(|arg| arg.to_string()).collect();
+                return Self { port, args, child: Some(child) };
             }
         }
         panic!("redis-server did not start on any of 5 free ports");
@@ -107,11 +110,13 @@ impl RedisServer {
         assert_eq!(result, 0, "kill({pid}, {signal}): {}", std::io::Error::last_os_error());
     }
 
-    /// Starts the server again on the same port, empty.
+    /// Starts the server again on the same port with the same settings, empty (a
+    /// cluster node keeps its identity and slots, which its state file holds).
     pub async fn restart(&mut self) {
         self.kill().await;
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         let child =
-            spawn(self.port, &[]).await.unwrap_or_else(|| panic!("redis-server did not restart on {}", self.port));
+            spawn(self.port, &args).await.unwrap_or_else(|| panic!("redis-server did not restart on {}", self.port));
         self.child = Some(child);
     }
 }

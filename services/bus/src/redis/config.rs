@@ -46,6 +46,12 @@ pub struct RedisConfig {
     /// re-established); past it a command fails at once as unavailable, so an outage
     /// cannot grow memory without bound.
     pub command_queue: usize,
+    /// In a Redis Cluster, how often the node reads the cluster's slot map to find the
+    /// slots of its channels that moved to another master (a resharding, a failover):
+    /// Redis drops a moved channel's subscribers, so until this check subscribes again
+    /// on the new master, the room's messages do not reach this node.
+    #[serde(with = "humantime_serde")]
+    pub cluster_check_interval: Duration,
 }
 
 impl Default for RedisConfig {
@@ -59,6 +65,7 @@ impl Default for RedisConfig {
             reconnect_max_delay: Duration::from_secs(2),
             subscriber_buffer: 16_384,
             command_queue: 8_192,
+            cluster_check_interval: Duration::from_secs(1),
         }
     }
 }
@@ -100,6 +107,9 @@ impl RedisConfig {
             "valkey-cluster",
             "valkeys-cluster",
         ];
+        if self.cluster_check_interval.is_zero() {
+            return Err("redis.cluster_check_interval must be more than 0".into());
+        }
         let Some(url) = &self.url else { return Ok(()) };
         let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
         if !SUPPORTED.contains(&scheme) {
@@ -147,8 +157,6 @@ impl RedisConfig {
         Ok(builder)
     }
 
-    /// A connected command client. Fails if the first connection cannot be made within
-    /// the connect timeout; after that it reconnects by itself.
     /// The builder of the bus's subscriber client, whose message channel buffers
     /// `subscriber_buffer` messages.
     pub(super) fn subscriber_builder(&self) -> Result<Builder, BusError> {
@@ -157,6 +165,8 @@ impl RedisConfig {
         Ok(builder)
     }
 
+    /// A connected command client. Fails if the first connection cannot be made within
+    /// the connect timeout; after that it reconnects by itself.
     pub async fn connect_client(&self) -> Result<Client, BusError> {
         let client = self.builder()?.build().map_err(unavailable)?;
         start(&client, self.connect_timeout).await?;

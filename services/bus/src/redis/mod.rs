@@ -12,22 +12,30 @@
 //! - [`config`]: the settings and the connected clients built from them.
 //! - [`subscriber`]: following the subscriber's connections, re-subscribing after a
 //!   reconnection and counting it, and forwarding what arrives.
+//! - [`slots`]: in a cluster, finding the channels whose slot moved to another master,
+//!   and subscribing there again.
+//! - [`redirects`]: commands refused a redirection (a slot just moved), run once more.
 
 mod config;
+mod redirects;
+mod slots;
 mod subscriber;
 
 pub use config::RedisConfig;
+pub use redirects::{once_more_if_redirected, was_redirected};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use fred::bytes_utils::Str;
 use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::types::config::Options;
 use fred::types::{ClusterHash, Value};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::{Bus, BusError, Incoming, Keyspace, Publishing, Topic};
+use crate::{Bus, BusError, Incoming, Keyspace, Publishing, RoomGaps, Topic};
 use config::{start, unavailable};
+use slots::{Owners, SlotCheck};
 
 /// The Redis pub/sub bus of one node.
 pub struct RedisBus {
@@ -36,7 +44,10 @@ pub struct RedisBus {
     subscriber: SubscriberClient,
     /// Sharded pub/sub (a Redis Cluster) or classic.
     sharded: bool,
+    /// Where each slot of the node's channels was subscribed (a cluster only).
+    owners: Owners,
     interruptions: watch::Receiver<u64>,
+    gaps: broadcast::Sender<std::sync::Arc<[String]>>,
 }
 
 impl RedisBus {
@@ -48,6 +59,10 @@ impl RedisBus {
         let subscriber = config.subscriber_builder()?.build_subscriber_client().map_err(unavailable)?;
         let (sender, receiver) = mpsc::channel(incoming_queue.max(1));
         let (interrupted, interruptions) = watch::channel(0);
+        let (gaps, _) = broadcast::channel(slots::GAP_BATCHES);
+        let owners = Owners::default();
+        let slots = sharded
+            .then(|| SlotCheck::new(config.cluster_check_interval, config.keyspace(), owners.clone(), gaps.clone()));
         let (connected, first_servers) = oneshot::channel();
         // Listen to the message and connection streams before connecting so nothing is
         // missed.
@@ -56,25 +71,26 @@ impl RedisBus {
         tokio::spawn(subscriber::follow_connections(
             subscriber.clone(),
             connections,
-            sharded,
+            slots,
             first_servers,
             interrupted,
         ));
         start(&subscriber, config.connect_timeout).await?;
         let _ = connected.send(subscriber.active_connections());
-        Ok((Self { keys: config.keyspace(), publisher, subscriber, sharded, interruptions }, receiver))
+        let keys = config.keyspace();
+        Ok((Self { keys, publisher, subscriber, sharded, owners, interruptions, gaps }, receiver))
     }
 }
 
 #[async_trait]
 impl Bus for RedisBus {
     fn publish(&self, topic: Topic<'_>, envelope: Bytes) -> Publishing<'_> {
-        let channel = self.keys.channel(topic);
+        let channel = Str::from(self.keys.channel(topic));
         Box::pin(async move {
             // The receiver count PUBLISH returns is not a delivery count (in Redis Cluster
             // it is 0 even when delivered), so it is ignored.
             let _: Value = if self.sharded {
-                self.publisher.spublish(channel, envelope).await
+                once_more_if_redirected(|| self.publisher.spublish(channel.clone(), envelope.clone())).await
             } else {
                 self.publisher.publish(channel, envelope).await
             }
@@ -90,16 +106,17 @@ impl Bus for RedisBus {
         // one connection's commands in order: once a PING sent after the SUBSCRIBE on
         // the same connection is answered, the subscription is in effect. In a cluster
         // that connection is the one to the master of the channel's slot.
-        let _: Value = if self.sharded {
+        if self.sharded {
             let slot = fred::util::redis_keyslot(channel.as_bytes());
-            self.subscriber.ssubscribe(channel).await.map_err(unavailable)?;
-            let on_that_master = Options { cluster_hash: Some(ClusterHash::Custom(slot)), ..Options::default() };
-            self.subscriber.with_options(&on_that_master).ping(None).await
+            let channels = [Str::from(channel)];
+            once_more_if_redirected(|| slots::subscribe_on(&self.subscriber, slot, &channels))
+                .await
+                .map_err(unavailable)?;
+            self.owners.subscribed(slot, &self.subscriber);
         } else {
             self.subscriber.subscribe(channel).await.map_err(unavailable)?;
-            self.subscriber.ping(None).await
+            let _: Value = self.subscriber.ping(None).await.map_err(unavailable)?;
         }
-        .map_err(unavailable)?;
         Ok(())
     }
 
@@ -141,5 +158,9 @@ impl Bus for RedisBus {
 
     fn interruptions(&self) -> watch::Receiver<u64> {
         self.interruptions.clone()
+    }
+
+    fn room_gaps(&self) -> RoomGaps {
+        self.gaps.subscribe()
     }
 }

@@ -16,6 +16,8 @@ use fred::types::config::Server;
 use fred::types::{Key, Value};
 use tokio::sync::{broadcast, broadcast::error::RecvError, mpsc, oneshot, watch};
 
+use super::slots::SlotCheck;
+
 /// Follows the subscriber's connections. The connections made while the client first
 /// connected (`first_servers`, one per master of a cluster) are expected; every later
 /// one replaces a lost connection, to the same server or to a replica promoted in its
@@ -23,27 +25,61 @@ use tokio::sync::{broadcast, broadcast::error::RecvError, mpsc, oneshot, watch};
 /// the new one was not received. So the node's subscriptions are made again, then
 /// counted as an interruption, in that order, so that what a node re-reads because of
 /// the interruption is read while it hears the channel again.
+///
+/// In a Redis Cluster the same task runs the slot check (`slots`) between connection
+/// events. A master it connects to that the subscriber never had a connection to (one
+/// a slot moved to) is expected too: nothing was subscribed there, and the moved
+/// slot's rooms are reported by the check itself. A connection it makes again to a
+/// master it had one to is a reconnection like any other: the subscriptions held on the
+/// lost connection are gone, whether or not a slot moved.
 pub(super) async fn follow_connections(
     subscriber: SubscriberClient,
     mut connections: broadcast::Receiver<Server>,
-    sharded: bool,
+    slots: Option<SlotCheck>,
     first_servers: oneshot::Receiver<Vec<Server>>,
     interrupted: watch::Sender<u64>,
 ) {
     let Ok(first) = first_servers.await else { return };
+    let sharded = slots.is_some();
+    let mut known: HashSet<Server> = first.iter().cloned().collect();
     let mut expected: HashSet<Server> = first.into_iter().collect();
+    let mut checks = slots.as_ref().map(|slots| {
+        let mut ticks = tokio::time::interval(slots.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
     loop {
-        match connections.recv().await {
-            Ok(server) if expected.remove(&server) => tracing::debug!(%server, "bus subscriber connected"),
-            Ok(server) => {
-                tracing::warn!(%server, "bus subscriber reconnected: messages published meanwhile are lost");
-                resubscribe_then_count(&subscriber, sharded, &interrupted).await;
+        tokio::select! {
+            event = connections.recv() => match event {
+                Ok(server) if expected.remove(&server) => tracing::debug!(%server, "bus subscriber connected"),
+                Ok(server) => {
+                    tracing::warn!(%server, "bus subscriber reconnected: messages published meanwhile are lost");
+                    known.insert(server);
+                    resubscribe_then_count(&subscriber, sharded, &interrupted).await;
+                }
+                // Connection events were missed: a reconnection may be among them, so its
+                // subscriptions are made again as for one.
+                Err(RecvError::Lagged(_)) => resubscribe_then_count(&subscriber, sharded, &interrupted).await,
+                Err(RecvError::Closed) => return,
+            },
+            () = next_tick(&mut checks) => {
+                if let Some(slots) = &slots {
+                    for server in slots.run(&subscriber).await {
+                        if known.insert(server.clone()) {
+                            expected.insert(server);
+                        }
+                    }
+                }
             }
-            // Connection events were missed: a reconnection may be among them, so its
-            // subscriptions are made again as for one.
-            Err(RecvError::Lagged(_)) => resubscribe_then_count(&subscriber, sharded, &interrupted).await,
-            Err(RecvError::Closed) => return,
         }
+    }
+}
+
+/// The next tick, or never without ticks.
+async fn next_tick(ticks: &mut Option<tokio::time::Interval>) {
+    match ticks {
+        Some(ticks) => drop(ticks.tick().await),
+        None => std::future::pending().await,
     }
 }
 

@@ -104,6 +104,9 @@ impl Registry {
             }
             deliver(&mut state.peers, peer, membership, frame);
         }
+        if let Some(changes) = &mut local_room.rebuilding {
+            changes.push(ViewChange::Joined(joiner_id.clone()));
+        }
         if let Some(view) = &mut local_room.view {
             view.insert(joiner_id);
         }
@@ -137,6 +140,9 @@ impl Registry {
                 buffer.changes.push(ViewChange::Left(leaver_id.clone()));
             }
             deliver(&mut state.peers, peer, membership, frame);
+        }
+        if let Some(changes) = &mut local_room.rebuilding {
+            changes.push(ViewChange::Left(leaver_id));
         }
         if let Some(view) = &mut local_room.view {
             view.remove(leaver);

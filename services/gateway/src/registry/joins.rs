@@ -1,11 +1,9 @@
 //! Joining and leaving rooms (see the module docs of the registry for the echo).
 
-use std::collections::HashSet;
-
 use protocol::ErrorCode;
 use tokio::sync::oneshot;
 
-use super::{Buffer, Membership, PeerId, Refusal, Registry, RoomName, State, ViewChange, refuse, remove_membership};
+use super::{Buffer, Membership, Refusal, Registry, RoomName, State, refuse, remove_membership, view_from};
 use crate::outbound::Frame;
 
 /// How a completed join ended.
@@ -106,14 +104,7 @@ pub(super) fn take_buffer(state: &mut State, peer: &str, room: &str, members: &[
     };
     let Buffer { frames, changes, removed } = *buffer;
     if local_room.view.is_none() {
-        let mut view: HashSet<PeerId> = members.iter().map(|id| PeerId::from(id.as_str())).collect();
-        for change in changes {
-            match change {
-                ViewChange::Joined(id) => view.insert(id),
-                ViewChange::Left(id) => view.remove(&id),
-            };
-        }
-        local_room.view = Some(view);
+        local_room.view = Some(view_from(members, changes));
     }
     Some(Buffered { frames, removed })
 }

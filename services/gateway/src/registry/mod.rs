@@ -29,9 +29,10 @@
 //!
 //! Files: [`joins`] (join and leave), [`routing`] (signals and broadcasts, with
 //! [`in_flight`]), [`sessions`] (attach, detach, resume, handover), [`dispatch`]
-//! (envelopes from the bus).
+//! (envelopes from the bus), [`gaps`] (a room whose messages the bus lost).
 
 mod dispatch;
+mod gaps;
 mod in_flight;
 mod joins;
 mod peer_rooms;
@@ -103,6 +104,9 @@ struct LocalRoom {
     /// Every member of the room in the cluster, as known from the first completed local
     /// join's member list plus every change since; `None` until then.
     view: Option<HashSet<PeerId>>,
+    /// While the view is read again after the bus lost some of the room's messages:
+    /// the changes seen since, to apply to the member list read (see [`gaps`]).
+    rebuilding: Option<Vec<ViewChange>>,
     /// This gateway's peers in the room.
     members: HashMap<PeerId, Membership>,
     in_flight: in_flight::InFlight,
@@ -209,6 +213,19 @@ fn deliver(peers: &mut HashMap<PeerId, LocalPeer>, peer: &str, membership: &mut 
         Membership::Buffering(buffer) => buffer.frames.push(frame.clone()),
         Membership::AwaitingEcho(_) => {}
     }
+}
+
+/// A room's view: a member list, then the changes the channel carried since (or while
+/// the list was read), in their order.
+fn view_from(members: &[String], changes: Vec<ViewChange>) -> HashSet<PeerId> {
+    let mut view: HashSet<PeerId> = members.iter().map(|id| PeerId::from(id.as_str())).collect();
+    for change in changes {
+        match change {
+            ViewChange::Joined(id) => view.insert(id),
+            ViewChange::Left(id) => view.remove(&id),
+        };
+    }
+    view
 }
 
 fn remove_membership(state: &mut State, peer: &str, room: &str) -> bool {

@@ -373,3 +373,42 @@ fn an_aborted_resume_returns_only_the_memberships_it_removed() {
     assert!(!registry.has_membership("alice", "s"));
     assert!(registry.abort_resume("alice").is_empty(), "nothing left to release");
 }
+
+/// The bus lost some of room r's messages (its slot moved to another Redis master):
+/// alice, attached, is told to reconnect and detached in the same step, so nothing
+/// numbered after the loss reaches her old socket; her resume reports the gap. The view
+/// is read again: the member list plus the changes that arrived meanwhile.
+#[test]
+fn a_room_whose_messages_were_lost_is_read_again_and_its_members_resume_with_a_gap() {
+    let registry = registry();
+    let mut alice = peer(&registry, "alice");
+    join(&registry, "alice", &["y"], &[]);
+    assert_eq!(drain_numbered(&mut alice).last().map(|(seq, _)| *seq), Some(Some(1)), "joined is seq 1");
+
+    let reconnect = render::message(&ServerMessage::Reconnect { reason: "state_lost".into() });
+    assert_eq!(registry.lose_room_messages("r", &reconnect), 1);
+    assert_eq!(registry.lose_room_messages("elsewhere", &reconnect), 0);
+    assert!(matches!(&drain(&mut alice)[..], [ServerMessage::Reconnect { reason }] if reason == "state_lost"));
+    assert!(!registry.is_attached("alice"));
+
+    // Unseen while the messages were lost: x joined, y left. Then the view is read again:
+    // w joins after the rebuild began (the list read includes her), x leaves after the
+    // list was read (it does not).
+    assert!(registry.begin_view_rebuild("r"));
+    assert!(!registry.begin_view_rebuild("elsewhere"), "no view to read again");
+    dispatch(&registry, joined_event("w"));
+    dispatch(&registry, left_event("x", RpcReason::Left));
+    registry.complete_view_rebuild("r", &["alice".into(), "x".into(), "w".into()]);
+    assert_eq!(registry.route_signal("r", "alice", "w", || unreachable!()), Ok(Route::Bus));
+    for gone in ["x", "y"] {
+        let refused = registry.route_signal("r", "alice", gone, || unreachable!());
+        assert_eq!(refused.unwrap_err().code, ErrorCode::NotFound, "{gone}");
+    }
+
+    let (sender, mut queue) = PeerSender::new(64);
+    let resumed = |gap: bool, _| Frame::from(format!("{{\"type\":\"pong\",\"gap\":{gap}}}"));
+    let reattached = registry.reattach("alice", sender, 1, resumed).expect("the session is kept");
+    assert!(reattached.gap, "seq 2 was lost");
+    let seqs: Vec<Option<u64>> = drain_numbered(&mut queue).into_iter().map(|(seq, _)| seq).collect();
+    assert_eq!(seqs, [None, Some(3), Some(4)], "resumed, then w's peer_joined and x's peer_left after the lost 2");
+}

@@ -43,7 +43,12 @@ impl RedisSessionStore {
     }
 
     async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<Value>) -> Result<bool> {
-        let reply: Value = script.evalsha_with_reload(&self.client, keys, args).await.map_err(store_error)?;
+        // See the room store: a script refused its redirection has not run.
+        let reply: Value = bus::redis::once_more_if_redirected(|| {
+            script.evalsha_with_reload(&self.client, keys.clone(), args.clone())
+        })
+        .await
+        .map_err(store_error)?;
         Ok(reply.as_i64() == Some(1))
     }
 

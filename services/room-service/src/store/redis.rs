@@ -56,7 +56,11 @@ impl RedisRoomStore {
     }
 
     async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<Value>) -> Result<Value> {
-        script.evalsha_with_reload(&self.client, keys, args).await.map_err(store_error)
+        // Every script names one room's keys: right after the room's slot moved, the
+        // first run of each client is refused its redirection without having run.
+        bus::redis::once_more_if_redirected(|| script.evalsha_with_reload(&self.client, keys.clone(), args.clone()))
+            .await
+            .map_err(store_error)
     }
 
     /// In a Redis Cluster, its masters in a stable order (each scans only its own keys);
@@ -127,6 +131,8 @@ fn store_error(error: fred::error::Error) -> RoomError {
         ErrorKind::IO | ErrorKind::Timeout | ErrorKind::Canceled | ErrorKind::Backpressure => {
             RoomError::Unavailable(format!("room store unavailable: {error}"))
         }
+        // Redirected twice in a row (a slot moving right now): try again shortly.
+        _ if bus::redis::was_redirected(&error) => RoomError::Unavailable(format!("room store unavailable: {error}")),
         _ => RoomError::Internal(format!("room store: {error}")),
     }
 }
