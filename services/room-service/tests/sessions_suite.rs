@@ -198,3 +198,21 @@ async fn a_node_back_with_a_new_lease_is_left_alone(f: Fixture) {
     let members: Vec<String> = f.rooms.members("r").await.unwrap().into_iter().map(|m| m.peer_id).collect();
     assert_eq!(members, ["new"]);
 }
+
+/// Right after a slot moves to another master (a resharding), a client's first command
+/// for it is answered MOVED, which fred does not follow with the one attempt allowed:
+/// the stores run it once more on the new master instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_the_first_commands_after_a_slot_moved_succeed() {
+    let f = Fixture::on_redis(TestRedis::cluster().await).await;
+    f.session("p", "gw-a", &["r1"]).await;
+    let Some(TestRedis::Cluster(cluster)) = &f._redis else { unreachable!("a cluster fixture") };
+    cluster.move_slot_of("sb:peer:{p}").await;
+    cluster.move_slot_of("sb:room:{r1}").await;
+
+    let (record, rooms) = f.sessions.load("p").await.expect("a plain read").expect("the session moved with its slot");
+    assert_eq!((record.node.as_str(), rooms.as_slice()), ("gw-a", &["r1".to_string()][..]));
+    assert!(f.sessions.detach("p", "gw-a", 5).await.expect("a script"));
+    let members = f.rooms.members("r1").await.expect("the room store's script");
+    assert_eq!(members.iter().map(|member| member.peer_id.as_str()).collect::<Vec<_>>(), ["p"]);
+}

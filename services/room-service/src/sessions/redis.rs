@@ -1,6 +1,7 @@
 //! Sessions and leases in Redis. A session's hash and rooms share a hash slot, and so do
 //! a node's lease and index; every conditional change is one Lua script.
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -43,12 +44,7 @@ impl RedisSessionStore {
     }
 
     async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<Value>) -> Result<bool> {
-        // See the room store: a script refused its redirection has not run.
-        let reply: Value = bus::redis::once_more_if_redirected(|| {
-            script.evalsha_with_reload(&self.client, keys.clone(), args.clone())
-        })
-        .await
-        .map_err(store_error)?;
+        let reply: Value = retried(|| script.evalsha_with_reload(&self.client, keys.clone(), args.clone())).await?;
         Ok(reply.as_i64() == Some(1))
     }
 
@@ -60,6 +56,16 @@ impl RedisSessionStore {
         }
         self.run(&self.compare_and_set, vec![self.keys.peer_key(peer_id)], args).await
     }
+}
+
+/// Runs a command, once more if it was refused its redirection: right after a slot
+/// moved to another master, without having run (docs/redis-cluster.md).
+async fn retried<T, F, Fut>(command: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, fred::error::Error>>,
+{
+    bus::redis::once_more_if_redirected(command).await.map_err(store_error)
 }
 
 fn store_error(error: fred::error::Error) -> RoomError {
@@ -75,11 +81,8 @@ impl SessionStore for RedisSessionStore {
     async fn create(&self, record: &SessionRecord) -> Result<()> {
         // Indexed under its node first: a crash in between leaves an index entry without
         // a session, which the janitor skips, never a session nobody would clean up.
-        let _: Value = self
-            .client
-            .sadd(self.keys.node_peers_key(&record.node), record.peer_id.as_str())
-            .await
-            .map_err(store_error)?;
+        let _: Value =
+            retried(|| self.client.sadd(self.keys.node_peers_key(&record.node), record.peer_id.as_str())).await?;
         let grants = serde_json::to_string(&record.grants).expect("a list of strings serializes");
         let fields: Vec<(&str, String)> = vec![
             ("node", record.node.clone()),
@@ -89,17 +92,17 @@ impl SessionStore for RedisSessionStore {
             ("grants", grants),
             ("detached_until_ms", record.detached_until_ms.to_string()),
         ];
-        let _: Value = self.client.hset(self.keys.peer_key(&record.peer_id), fields).await.map_err(store_error)?;
+        let _: Value = retried(|| self.client.hset(self.keys.peer_key(&record.peer_id), fields.clone())).await?;
         Ok(())
     }
 
     async fn load(&self, peer_id: &str) -> Result<Option<(SessionRecord, Vec<String>)>> {
         let fields: std::collections::HashMap<String, String> =
-            self.client.hgetall(self.keys.peer_key(peer_id)).await.map_err(store_error)?;
+            retried(|| self.client.hgetall(self.keys.peer_key(peer_id))).await?;
         if fields.is_empty() {
             return Ok(None);
         }
-        let rooms: Vec<String> = self.client.smembers(self.keys.peer_rooms_key(peer_id)).await.map_err(store_error)?;
+        let rooms: Vec<String> = retried(|| self.client.smembers(self.keys.peer_rooms_key(peer_id))).await?;
         let record = SessionRecord {
             peer_id: peer_id.to_string(),
             node: field(&fields, "node"),
@@ -118,7 +121,7 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn remove_room(&self, peer_id: &str, room: &str) -> Result<()> {
-        let _: Value = self.client.srem(self.keys.peer_rooms_key(peer_id), room).await.map_err(store_error)?;
+        let _: Value = retried(|| self.client.srem(self.keys.peer_rooms_key(peer_id), room)).await?;
         Ok(())
     }
 
@@ -132,12 +135,12 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn take_over(&self, peer_id: &str, from: &str, to: &str, secret_hash: &str) -> Result<bool> {
-        let _: Value = self.client.sadd(self.keys.node_peers_key(to), peer_id).await.map_err(store_error)?;
+        let _: Value = retried(|| self.client.sadd(self.keys.node_peers_key(to), peer_id)).await?;
         let fields =
             [("node", to.to_string()), ("detached_until_ms", "0".to_string()), ("secret", secret_hash.to_string())];
         let moved = self.set_if_held(peer_id, from, &fields).await?;
         if moved {
-            let _: Value = self.client.srem(self.keys.node_peers_key(from), peer_id).await.map_err(store_error)?;
+            let _: Value = retried(|| self.client.srem(self.keys.node_peers_key(from), peer_id)).await?;
         }
         Ok(moved)
     }
@@ -145,18 +148,15 @@ impl SessionStore for RedisSessionStore {
     async fn delete(&self, peer_id: &str, node: &str) -> Result<bool> {
         let keys = vec![self.keys.peer_key(peer_id), self.keys.peer_rooms_key(peer_id)];
         let deleted = self.run(&self.delete_if_held, keys, vec![Value::from(node)]).await?;
-        let _: Value = self.client.srem(self.keys.node_peers_key(node), peer_id).await.map_err(store_error)?;
+        let _: Value = retried(|| self.client.srem(self.keys.node_peers_key(node), peer_id)).await?;
         Ok(deleted)
     }
 
     async fn register_node(&self, node: &str, ttl: Duration) -> Result<()> {
-        let expiry = Expiration::PX(ttl.as_millis() as i64);
-        let _: Value = self
-            .client
-            .set(self.keys.node_lease_key(node), 1, Some(expiry), None::<SetOptions>, false)
-            .await
-            .map_err(store_error)?;
-        let _: Value = self.client.sadd(self.keys.nodes_key(), node).await.map_err(store_error)?;
+        let expiry = || Some(Expiration::PX(ttl.as_millis() as i64));
+        let _: Value =
+            retried(|| self.client.set(self.keys.node_lease_key(node), 1, expiry(), None::<SetOptions>, false)).await?;
+        let _: Value = retried(|| self.client.sadd(self.keys.nodes_key(), node)).await?;
         Ok(())
     }
 
@@ -168,17 +168,17 @@ impl SessionStore for RedisSessionStore {
         // The listing is another hash slot than the lease, so no script can check both;
         // re-adding it on every refresh repairs a janitor's unlisting that raced a
         // node's return within one refresh period.
-        let _: Value = self.client.sadd(self.keys.nodes_key(), node).await.map_err(store_error)?;
+        let _: Value = retried(|| self.client.sadd(self.keys.nodes_key(), node)).await?;
         Ok(true)
     }
 
     async fn node_alive(&self, node: &str) -> Result<bool> {
-        let count: i64 = self.client.exists(self.keys.node_lease_key(node)).await.map_err(store_error)?;
+        let count: i64 = retried(|| self.client.exists(self.keys.node_lease_key(node))).await?;
         Ok(count == 1)
     }
 
     async fn dead_nodes(&self) -> Result<Vec<String>> {
-        let nodes: Vec<String> = self.client.smembers(self.keys.nodes_key()).await.map_err(store_error)?;
+        let nodes: Vec<String> = retried(|| self.client.smembers(self.keys.nodes_key())).await?;
         let mut dead = Vec::new();
         for node in nodes {
             if !self.node_alive(&node).await? {
@@ -189,16 +189,13 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn node_peers(&self, node: &str) -> Result<Vec<String>> {
-        self.client.smembers(self.keys.node_peers_key(node)).await.map_err(store_error)
+        retried(|| self.client.smembers(self.keys.node_peers_key(node))).await
     }
 
     async fn forget_node(&self, node: &str) -> Result<()> {
-        let _: Value = self
-            .client
-            .del(vec![self.keys.node_lease_key(node), self.keys.node_peers_key(node)])
-            .await
-            .map_err(store_error)?;
-        let _: Value = self.client.srem(self.keys.nodes_key(), node).await.map_err(store_error)?;
+        let _: Value =
+            retried(|| self.client.del(vec![self.keys.node_lease_key(node), self.keys.node_peers_key(node)])).await?;
+        let _: Value = retried(|| self.client.srem(self.keys.nodes_key(), node)).await?;
         Ok(())
     }
 
@@ -207,7 +204,7 @@ impl SessionStore for RedisSessionStore {
         if !self.run(&self.forget_if_expired, keys, Vec::new()).await? {
             return Ok(false);
         }
-        let _: Value = self.client.srem(self.keys.nodes_key(), node).await.map_err(store_error)?;
+        let _: Value = retried(|| self.client.srem(self.keys.nodes_key(), node)).await?;
         Ok(true)
     }
 }
