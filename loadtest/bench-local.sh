@@ -57,7 +57,7 @@ for i in $(seq 0 $((shards > 0 ? shards - 1 : 0))); do
         cluster_args=(--cluster-enabled yes --cluster-config-file "$logs/nodes-$port.conf" --cluster-port $((port + 100))
             --cluster-announce-ip 127.0.0.1)
     fi
-    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no "${cluster_args[@]}" \
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$logs" "${cluster_args[@]}" \
         >"$logs/redis-$port.log" 2>&1 &
     pids+=($!)
     wait_port "$port" "$logs"

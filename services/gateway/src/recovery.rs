@@ -195,6 +195,9 @@ pub async fn watch_room_gaps(gateway: std::sync::Arc<Gateway>) {
 }
 
 async fn repair_room(gateway: &Gateway, room: &str) -> Result<(), RoomError> {
+    if gateway.registry.local_members(room) == 0 {
+        return Ok(());
+    }
     let reconnect = render::message(&ServerMessage::Reconnect { reason: "state_lost".into() });
     let sessions = gateway.registry.lose_room_messages(room, &reconnect);
     tracing::warn!(
@@ -203,20 +206,27 @@ async fn repair_room(gateway: &Gateway, room: &str) -> Result<(), RoomError> {
         "the bus may have lost some of a room's messages: its sessions are told to reconnect"
     );
     metrics::room_repaired();
-    if !gateway.registry.begin_view_rebuild(room) {
-        return Ok(());
-    }
-    match gateway.rooms.members(room).await {
-        Ok(members) => {
-            let ids: Vec<String> = members.into_iter().map(|member| member.peer_id).collect();
-            gateway.registry.complete_view_rebuild(room, &ids);
-            Ok(())
-        }
+    let rebuilding = gateway.registry.begin_view_rebuild(room);
+    let members = match gateway.rooms.members(room).await {
+        Ok(members) => members,
         Err(error) => {
-            gateway.registry.abandon_view_rebuild(room);
-            Err(error)
+            if rebuilding {
+                gateway.registry.abandon_view_rebuild(room);
+            }
+            return Err(error);
         }
+    };
+    let here: Vec<String> = members
+        .iter()
+        .filter(|member| *member.node_id == *gateway.node_id)
+        .map(|member| member.peer_id.clone())
+        .collect();
+    gateway.registry.fire_echoes_recorded_here(room, &here);
+    if rebuilding {
+        let ids: Vec<String> = members.into_iter().map(|member| member.peer_id).collect();
+        gateway.registry.complete_view_rebuild(room, &ids);
     }
+    Ok(())
 }
 
 /// Removes a session this gateway once held from its rooms and forgets it, unless it

@@ -108,6 +108,11 @@ impl Replay {
         self.next_seq += 1;
     }
 
+    /// Whether a frame was ever dropped unacknowledged or lost upstream.
+    pub fn lost_any(&self) -> bool {
+        self.dropped_through > 0
+    }
+
     /// Frames kept, for diagnostics and tests.
     pub fn kept(&self) -> usize {
         self.kept.len()

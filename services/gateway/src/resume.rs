@@ -96,8 +96,9 @@ pub async fn resume(
         }
         None => (Vec::new(), last_seq + 1, true),
     };
-    let frame = resumed(gap, taken.rooms.clone());
-    let attachment = gateway.registry.complete_resume(&peer, sender, frame, handed, next_seq, &taken.members);
+    let resumed = |gap| resumed(gap, taken.rooms.clone());
+    let (attachment, gap) =
+        gateway.registry.complete_resume(&peer, sender, resumed, (handed, gap), next_seq, &taken.members);
     tracing::debug!(%peer, from = record.node, gap, "session resumed from another gateway");
     Ok(attached(attachment, gap))
 }

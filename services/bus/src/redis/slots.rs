@@ -80,7 +80,8 @@ impl SlotCheck {
     pub(super) async fn run(&self, subscriber: &SubscriberClient) -> Vec<Server> {
         let before: HashSet<Server> = subscriber.active_connections().into_iter().collect();
         if let Err(error) = subscriber.sync_cluster().await {
-            // Unreachable for now: a lost connection is the reconnection's business.
+            // Redis cannot be reached now: a lost connection is for the reconnection to
+            // handle, and the next check reads the map again.
             tracing::debug!(%error, "could not read the Redis Cluster's slot map");
             return Vec::new();
         }

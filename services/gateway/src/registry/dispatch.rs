@@ -177,7 +177,7 @@ impl Registry {
 }
 
 /// The echo of a join or resume: stop ignoring the room's traffic, start buffering it.
-fn fire_echo(membership: &mut Membership) {
+pub(super) fn fire_echo(membership: &mut Membership) {
     if let Membership::AwaitingEcho(echo) = membership {
         if let Some(echo) = echo.take() {
             let _ = echo.send(());

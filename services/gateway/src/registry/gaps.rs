@@ -4,6 +4,7 @@
 
 use protocol::CloseCode;
 
+use super::dispatch::fire_echo;
 use super::{Registry, view_from};
 use crate::outbound::Frame;
 
@@ -28,6 +29,22 @@ impl Registry {
             sessions += 1;
         }
         sessions
+    }
+
+    /// Fires the echo of every membership of `room` still waiting for it whose peer the
+    /// room store already records on this gateway (`recorded_here`, read after the
+    /// gateway subscribed again): its join or move happened, and its marker was
+    /// published while this gateway was deaf to the room, so it would wait in vain. Its
+    /// point is now; what the room carried in between is lost, which the session's lost
+    /// frame already says.
+    pub fn fire_echoes_recorded_here(&self, room: &str, recorded_here: &[String]) {
+        let mut state = self.lock();
+        let Some(local_room) = state.rooms.get_mut(room) else { return };
+        for peer in recorded_here {
+            if let Some(membership) = local_room.members.get_mut(peer.as_str()) {
+                fire_echo(membership);
+            }
+        }
     }
 
     /// Starts reading a room's view again: the membership changes that arrive from now

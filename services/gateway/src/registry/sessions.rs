@@ -139,19 +139,21 @@ impl Registry {
         echoes
     }
 
-    /// Step 2: attaches `sender` and queues `resumed`, the frames the old gateway handed
-    /// over (numbered there; the sequence continues at `next_seq`), then what each room
-    /// buffered since its marker. `members` holds each room's member list, read after
-    /// the marker, for rooms this gateway has no view of yet. Returns the attachment.
+    /// Step 2: attaches `sender` and queues `resumed` (made from the gap), the frames the
+    /// old gateway handed over (numbered there; the sequence continues at `next_seq`),
+    /// then what each room buffered since its marker. `members` holds each room's member
+    /// list, read after the marker, for rooms this gateway has no view of yet. The gap
+    /// is the handover's, or one of the session's rooms lost messages here while it
+    /// moved in (see [`Registry::lose_room_messages`]). Returns the attachment and the gap.
     pub fn complete_resume(
         &self,
         peer: &str,
         sender: PeerSender,
-        resumed: Frame,
-        handed: Vec<(u64, Frame)>,
+        resumed: impl FnOnce(bool) -> Frame,
+        (handed, handed_gap): (Vec<(u64, Frame)>, bool),
         next_seq: u64,
         members: &HashMap<String, Vec<String>>,
-    ) -> u64 {
+    ) -> (u64, bool) {
         let mut state = self.lock();
         let state = &mut *state;
         let rooms: Vec<RoomName> = state.peers.get(peer).map(|l| l.rooms.iter().cloned().collect()).unwrap_or_default();
@@ -167,9 +169,10 @@ impl Registry {
                 None => {}
             }
         }
-        let Some(local) = state.peers.get_mut(peer) else { return 0 };
+        let Some(local) = state.peers.get_mut(peer) else { return (0, handed_gap) };
+        let gap = handed_gap || local.replay.lost_any();
         local.replay = Replay::continuing(self.replay_limits, next_seq);
-        sender.send(resumed);
+        sender.send(resumed(gap));
         for (seq, frame) in handed {
             local.replay.keep(seq, frame.clone());
             sender.send(frame);
@@ -178,7 +181,7 @@ impl Registry {
         for frame in &buffered {
             local.push(frame);
         }
-        local.attachment
+        (local.attachment, gap)
     }
 
     /// Undoes `begin_resume` (the resume failed); returns the rooms whose memberships

@@ -159,7 +159,8 @@ fn a_signal_to_a_peer_moving_in_goes_round_the_bus() {
 
     let (sender, mut queue) = PeerSender::new(64);
     let members = HashMap::from([("r".to_string(), vec!["alice".to_string(), "bob".to_string()])]);
-    registry.complete_resume("bob", sender, Frame::from_static(r#"{"type":"pong"}"#), Vec::new(), 1, &members);
+    let pong = |_| Frame::from_static(r#"{"type":"pong"}"#);
+    assert!(!registry.complete_resume("bob", sender, pong, (Vec::new(), false), 1, &members).1, "no gap");
     let got = drain(&mut queue);
     assert_eq!(got.len(), 2, "resumed, then the one signal that came back after the marker: {got:?}");
     assert!(matches!(&got[1], ServerMessage::Signal { from, .. } if from == "alice"));
@@ -334,14 +335,8 @@ fn the_new_gateway_buffers_from_the_marker_and_continues_the_sequence() {
     let (sender, mut queue) = PeerSender::new(64);
     let handed = vec![(7, crate::replay::with_seq(&Frame::from_static(r#"{"type":"pong"}"#), 7))];
     let members = HashMap::from([("r".to_string(), vec!["alice".to_string(), "carol".to_string()])]);
-    registry.complete_resume(
-        "alice",
-        sender,
-        Frame::from_static(r#"{"type":"pong","id":"resumed"}"#),
-        handed,
-        8,
-        &members,
-    );
+    let resumed = |_| Frame::from_static(r#"{"type":"pong","id":"resumed"}"#);
+    registry.complete_resume("alice", sender, resumed, (handed, false), 8, &members);
     let got = drain_numbered(&mut queue);
     assert_eq!(got.len(), 3, "{got:?}");
     assert_eq!(got[0].0, None, "resumed first, not numbered");
@@ -411,4 +406,31 @@ fn a_room_whose_messages_were_lost_is_read_again_and_its_members_resume_with_a_g
     assert!(reattached.gap, "seq 2 was lost");
     let seqs: Vec<Option<u64>> = drain_numbered(&mut queue).into_iter().map(|(seq, _)| seq).collect();
     assert_eq!(seqs, [None, Some(3), Some(4)], "resumed, then w's peer_joined and x's peer_left after the lost 2");
+}
+
+/// A session moving in when its room's messages were lost here (the room's slot moved
+/// while this gateway was subscribed on the old master): its marker was among them, so
+/// the membership would wait for it in vain. The room store records the session here,
+/// so the repair fires the echo, and the resume reports the gap.
+#[test]
+fn a_session_moving_in_during_a_loss_is_settled_by_the_repair_and_resumes_with_a_gap() {
+    let registry = registry();
+    let mut echoes = registry.begin_resume("alice", &["r".to_string()]);
+    let (_, mut echoed) = echoes.pop().unwrap();
+    let reconnect = render::message(&ServerMessage::Reconnect { reason: "state_lost".into() });
+    assert_eq!(registry.lose_room_messages("r", &reconnect), 1);
+    registry.fire_echoes_recorded_here("r", &["carol".into()]);
+    assert!(echoed.try_recv().is_err(), "the store does not record alice here yet");
+    registry.fire_echoes_recorded_here("r", &["alice".into()]);
+    echoed.try_recv().expect("the repair is the echo");
+    dispatch(&registry, signal_event("carol", "alice", "gw-other"));
+
+    let (sender, mut queue) = PeerSender::new(64);
+    let members = HashMap::from([("r".to_string(), vec!["alice".to_string(), "carol".to_string()])]);
+    let resumed = |gap: bool| Frame::from(format!("{{\"type\":\"pong\",\"gap\":{gap}}}"));
+    let (_, gap) = registry.complete_resume("alice", sender, resumed, (Vec::new(), false), 4, &members);
+    assert!(gap, "the handover had no gap, the room here had");
+    let got = drain_numbered(&mut queue);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(matches!(&got[1], (Some(4), ServerMessage::Signal { from, .. }) if from == "carol"), "{:?}", got[1]);
 }
