@@ -35,7 +35,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::{Bus, BusError, Incoming, Keyspace, Publishing, RoomGaps, Topic};
 use config::{start, unavailable};
-use slots::{Owners, SlotCheck};
+use slots::SlotCheck;
 
 /// The Redis pub/sub bus of one node.
 pub struct RedisBus {
@@ -44,8 +44,6 @@ pub struct RedisBus {
     subscriber: SubscriberClient,
     /// Sharded pub/sub (a Redis Cluster) or classic.
     sharded: bool,
-    /// Where each slot of the node's channels was subscribed (a cluster only).
-    owners: Owners,
     interruptions: watch::Receiver<u64>,
     gaps: broadcast::Sender<std::sync::Arc<[String]>>,
 }
@@ -60,9 +58,7 @@ impl RedisBus {
         let (sender, receiver) = mpsc::channel(incoming_queue.max(1));
         let (interrupted, interruptions) = watch::channel(0);
         let (gaps, _) = broadcast::channel(slots::GAP_BATCHES);
-        let owners = Owners::default();
-        let slots = sharded
-            .then(|| SlotCheck::new(config.cluster_check_interval, config.keyspace(), owners.clone(), gaps.clone()));
+        let slots = sharded.then(|| SlotCheck::new(config.cluster_check_interval, config.keyspace(), gaps.clone()));
         let (connected, first_servers) = oneshot::channel();
         // Listen to the message and connection streams before connecting so nothing is
         // missed.
@@ -78,7 +74,7 @@ impl RedisBus {
         start(&subscriber, config.connect_timeout).await?;
         let _ = connected.send(subscriber.active_connections());
         let keys = config.keyspace();
-        Ok((Self { keys, publisher, subscriber, sharded, owners, interruptions, gaps }, receiver))
+        Ok((Self { keys, publisher, subscriber, sharded, interruptions, gaps }, receiver))
     }
 }
 
@@ -112,7 +108,6 @@ impl Bus for RedisBus {
             once_more_if_redirected(|| slots::subscribe_on(&self.subscriber, slot, &channels))
                 .await
                 .map_err(unavailable)?;
-            self.owners.subscribed(slot, &self.subscriber);
         } else {
             self.subscriber.subscribe(channel).await.map_err(unavailable)?;
             let _: Value = self.subscriber.ping(None).await.map_err(unavailable)?;

@@ -35,11 +35,14 @@ use super::slots::SlotCheck;
 pub(super) async fn follow_connections(
     subscriber: SubscriberClient,
     mut connections: broadcast::Receiver<Server>,
-    slots: Option<SlotCheck>,
+    mut slots: Option<SlotCheck>,
     first_servers: oneshot::Receiver<Vec<Server>>,
     interrupted: watch::Sender<u64>,
 ) {
     let Ok(first) = first_servers.await else { return };
+    if let Some(slots) = &mut slots {
+        slots.start_from(&subscriber);
+    }
     let sharded = slots.is_some();
     let mut known: HashSet<Server> = first.iter().cloned().collect();
     let mut expected: HashSet<Server> = first.into_iter().collect();
@@ -63,7 +66,7 @@ pub(super) async fn follow_connections(
                 Err(RecvError::Closed) => return,
             },
             () = next_tick(&mut checks) => {
-                if let Some(slots) = &slots {
+                if let Some(slots) = &mut slots {
                     for server in slots.run(&subscriber).await {
                         if known.insert(server.clone()) {
                             expected.insert(server);
