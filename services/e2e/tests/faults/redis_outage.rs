@@ -82,6 +82,11 @@ async fn meet_and_signal_again(alice: &mut ReconnectingClient, bob: &mut Reconne
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     for attempt in 2.. {
         assert!(tokio::time::Instant::now() < deadline, "no offer and answer went through within 40 s");
+        // Whatever has arrived is read first, so that a `reconnect` already there is
+        // followed and the ids are those of the sessions the clients will have.
+        for client in [&mut *alice, &mut *bob] {
+            while let Ok(Some(_)) = client.poll_message().await {}
+        }
         let bob_id = bob.peer_id().to_string();
         if alice.signal("r", &bob_id, "offer", json!(attempt)).await.is_err() || !received(bob, "offer", attempt).await
         {
@@ -91,6 +96,7 @@ async fn meet_and_signal_again(alice: &mut ReconnectingClient, bob: &mut Reconne
         if bob.signal("r", &alice_id, "answer", json!(attempt)).await.is_ok()
             && received(alice, "answer", attempt).await
         {
+            eprintln!("offer and answer went through at try {}", attempt - 1);
             return;
         }
     }
