@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use protocol::{CloseCode, ServerMessage};
+use protocol::CloseCode;
 use room_service::RoomError;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{RwLock, RwLockReadGuard};
@@ -116,7 +116,7 @@ pub async fn lose_state(gateway: &Gateway, why: &str) {
     let sessions = gateway.registry.peer_count();
     tracing::error!(why, was_serving, sessions, "this gateway lost its state: clients are told to reconnect");
     metrics::state_lost();
-    let reconnect = render::message(&ServerMessage::Reconnect { reason: "state_lost".into() });
+    let reconnect = render::reconnect("state_lost");
     for (_, sender) in gateway.registry.attached() {
         sender.send(reconnect.clone());
         sender.closer().close(CloseCode::GoingAway);
@@ -198,7 +198,7 @@ async fn repair_room(gateway: &Gateway, room: &str) -> Result<(), RoomError> {
     if gateway.registry.local_members(room) == 0 {
         return Ok(());
     }
-    let reconnect = render::message(&ServerMessage::Reconnect { reason: "state_lost".into() });
+    let reconnect = render::reconnect("state_lost");
     let sessions = gateway.registry.lose_room_messages(room, &reconnect);
     tracing::warn!(
         room,

@@ -80,6 +80,12 @@ pub fn left_message(id: Option<RequestId>, room: &str, reason: LeaveReason) -> S
     ServerMessage::Left { id, room: room.to_string(), reason }
 }
 
+/// `reconnect` with its reason (`draining`, `state_lost`; docs/protocol.md). Not
+/// numbered: it concerns the connection, not the session.
+pub fn reconnect(reason: &str) -> Frame {
+    message(&ServerMessage::Reconnect { reason: reason.to_string() })
+}
+
 pub fn message(message: &ServerMessage) -> Frame {
     Frame::from(message.to_json())
 }

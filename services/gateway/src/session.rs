@@ -145,7 +145,7 @@ impl Session {
     /// Asks the client to reconnect elsewhere and resume. Not numbered: it concerns this
     /// connection, not the session.
     pub fn tell_to_move(&self, reason: &str) {
-        self.sender.send(render::message(&ServerMessage::Reconnect { reason: reason.to_string() }));
+        self.sender.send(render::reconnect(reason));
     }
 
     /// Parses a request and handles it as far as it goes without waiting; the future

@@ -179,7 +179,7 @@ impl Registry {
         self.lock().rooms.get(room).is_some_and(|r| r.members.contains_key(peer))
     }
 
-    /// The local peers of a room, for tests and diagnostics.
+    /// How many local peers a room has (any state of membership).
     pub fn local_members(&self, room: &str) -> usize {
         self.lock().rooms.get(room).map_or(0, |r| r.members.len())
     }

@@ -380,7 +380,7 @@ fn a_room_whose_messages_were_lost_is_read_again_and_its_members_resume_with_a_g
     join(&registry, "alice", &["y"], &[]);
     assert_eq!(drain_numbered(&mut alice).last().map(|(seq, _)| *seq), Some(Some(1)), "joined is seq 1");
 
-    let reconnect = render::message(&ServerMessage::Reconnect { reason: "state_lost".into() });
+    let reconnect = render::reconnect("state_lost");
     assert_eq!(registry.lose_room_messages("r", &reconnect), 1);
     assert_eq!(registry.lose_room_messages("elsewhere", &reconnect), 0);
     assert!(matches!(&drain(&mut alice)[..], [ServerMessage::Reconnect { reason }] if reason == "state_lost"));
@@ -417,7 +417,7 @@ fn a_session_moving_in_during_a_loss_is_settled_by_the_repair_and_resumes_with_a
     let registry = registry();
     let mut echoes = registry.begin_resume("alice", &["r".to_string()]);
     let (_, mut echoed) = echoes.pop().unwrap();
-    let reconnect = render::message(&ServerMessage::Reconnect { reason: "state_lost".into() });
+    let reconnect = render::reconnect("state_lost");
     assert_eq!(registry.lose_room_messages("r", &reconnect), 1);
     registry.fire_echoes_recorded_here("r", &["carol".into()]);
     assert!(echoed.try_recv().is_err(), "the store does not record alice here yet");
