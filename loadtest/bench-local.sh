@@ -70,8 +70,14 @@ elif [ "$shards" -gt 1 ]; then
     redis-cli --cluster create "${redis_ports[@]/#/127.0.0.1:}" --cluster-yes >"$logs/cluster.log" 2>&1
 fi
 if [ "$shards" -gt 0 ]; then
+    # At most 20 s, as wait_port.
     for port in "${redis_ports[@]}"; do
-        until redis-cli -p "$port" CLUSTER INFO | grep -q cluster_state:ok; do sleep 0.1; done
+        for _ in $(seq 200); do
+            redis-cli -p "$port" CLUSTER INFO | grep -q cluster_state:ok && continue 2
+            sleep 0.1
+        done
+        echo "the Redis Cluster is not ok on port $port; logs in $logs" >&2
+        exit 1
     done
     redis_url="redis-cluster://127.0.0.1:$redis_port"
 fi

@@ -65,8 +65,8 @@ impl Metered {
             loop {
                 match gaps.recv().await {
                     Ok(rooms) => counter!(ROOM_GAPS).increment(rooms.len() as u64),
-                    // Batches this counter missed; the gateway's own receiver treats
-                    // them as an interruption, which is counted there.
+                    // Batches this counter missed (the gateway's own receiver drops
+                    // its whole state then, counted as a state loss).
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
